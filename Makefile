@@ -1,0 +1,40 @@
+# Every target bootstraps .venv/ first (idempotent: reinstalls only when pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint fmt bench migrate demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## serve on 127.0.0.1:8000 (SQLite under ./var unless KEYSCOPE_DATABASE_URL says otherwise)
+	$(BIN)/keyscope serve
+
+test: lint  ## lint, then the whole suite (PostgreSQL too when reachable; CI requires it)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(STAMP)
+	$(BIN)/keyscope migrate
+
+demo: $(STAMP)
+	$(BIN)/keyscope demo
+
+bench: $(STAMP)  ## side-by-side benchmark; writes bench/results/ and prints the table
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var *.egg-info

@@ -1,0 +1,160 @@
+"""`keyscope` command line: serve, migrate, token, rotate, keygen (and legacy scan, demo)."""
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from app.keys.store import KeyStore
+    from containers import Container
+
+cli = typer.Typer(help="keyscope: per-user AI-provider keys for FastAPI.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _container() -> "Container":
+    # Imported lazily: `keyscope --help` must not build the app.
+    from containers import Container
+
+    return Container()
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+@cli.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    migrate: Annotated[bool, typer.Option(help="Run migrations before serving.")] = True,
+) -> None:
+    """Migrate the database (unless --no-migrate), then serve with uvicorn."""
+    import uvicorn
+
+    container = _container()
+    settings = container.settings()
+    if migrate:
+        _migrate(settings.database_url)
+    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, log_level="info")
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Apply every migration (`alembic upgrade head`) to KEYSCOPE_DATABASE_URL."""
+    _migrate(_container().settings().database_url)
+
+
+def _migrate(url: str) -> None:
+    from app.migrate import upgrade
+
+    upgrade(url)
+    console.print("database migrated to head")
+
+
+@cli.command()
+def token(
+    sub: str,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=1)] = 3600,
+) -> None:
+    """Mint a development HS256 token for SUB (needs KEYSCOPE_JWT_SECRET or local mode)."""
+    from app.security.tokens import mint_token
+
+    settings = _container().settings()
+    if settings.jwt_secret is None:
+        raise _fail("`keyscope token` needs KEYSCOPE_JWT_SECRET (HS256)")
+    if not sub.strip():
+        raise _fail("SUB must not be empty")
+    secret = settings.jwt_secret.get_secret_value()
+    typer.echo(
+        mint_token(
+            secret, sub, ttl_seconds=ttl, audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+        )
+    )
+
+
+@cli.command()
+def keygen(kid: str = "k1") -> None:
+    """Print a new master key entry (kid:base64) to put first in KEYSCOPE_MASTER_KEYS."""
+    from app.security.keyring import new_master_key_entry
+
+    typer.echo(new_master_key_entry(kid))
+
+
+@cli.command()
+def rotate(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
+) -> None:
+    """Re-wrap every stored data key under the primary master key (resumable, idempotent)."""
+    container = _container()
+    store, keyring = container.key_store(), container.keyring()
+    before = store.key_ids_in_use()
+    pending = sum(n for kid, n in before.items() if kid != keyring.primary_id and kid in keyring)
+    missing = {kid: n for kid, n in before.items() if kid not in keyring}
+    if not dry_run and pending:
+        totals = _rewrap_all(store, pending, batch_size)
+        console.print(
+            f"re-wrapped {totals[0]} key(s); {totals[1]} replaced meanwhile; "
+            f"{totals[2]} failed authentication"
+        )
+    after = store.key_ids_in_use() if not dry_run else before
+    table = Table(title="stored keys per master key id" + (" (dry run)" if dry_run else ""))
+    for column in ("key id", "keys", "state"):
+        table.add_column(column)
+    for kid, count in sorted(after.items()):
+        state = (
+            "primary" if kid == keyring.primary_id
+            else "MISSING from keyring" if kid not in keyring
+            else "to re-wrap"
+        )
+        table.add_row(kid, str(count), state)
+    Console().print(table)
+    if dry_run:
+        console.print(f"{pending} key(s) would be re-wrapped under {keyring.primary_id!r}")
+    if missing:
+        raise _fail(
+            f"{sum(missing.values())} key(s) use master key ids not in the keyring: "
+            f"{', '.join(sorted(missing))}; add them back to KEYSCOPE_MASTER_KEYS"
+        )
+
+
+def _rewrap_all(store: "KeyStore", pending: int, batch_size: int) -> tuple[int, int, int]:
+    rewrapped = changed = unreadable = 0
+    after_id = 0
+    columns = (TextColumn("re-wrapping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("rotate", total=pending)
+        while True:
+            batch = store.rewrap_batch(after_id, batch_size)
+            if batch.rows == 0:
+                break
+            after_id = batch.last_id
+            rewrapped += batch.rewrapped
+            changed += batch.changed_meanwhile
+            unreadable += batch.unreadable
+            progress.advance(task, batch.rows)
+    return rewrapped, changed, unreadable
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cli()
+    except ConfigurationError as exc:
+        console.print(f"[bold red]configuration error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Errors that carry their HTTP status; one handler renders them all as problem+json.
+
+Messages are written for the caller and never contain a secret: build them from names,
+ids and counts only, never from a key, a token or a ciphertext.
+"""
+
+from typing import ClassVar
+
+PROBLEM_BASE = "https://keyscope.dev/problems/"
+
+
+class AppError(Exception):
+    """Base of every error the service turns into a response."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Extra response headers the problem needs (e.g. WWW-Authenticate)."""
+        return {}
+
+
+class InvalidToken(AppError):
+    """Missing, malformed, expired or otherwise unacceptable bearer token.
+
+    Every cause shares one message on purpose: the reason a token failed helps an attacker
+    more than a client (clients re-authenticate either way).
+    """
+
+    status = 401
+    slug = "invalid-token"
+    title = "Unauthorized"
+
+    def __init__(self) -> None:
+        super().__init__("A valid bearer token is required.")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class UnknownProvider(AppError):
+    """The provider in the URL is not one keyscope manages."""
+
+    status = 404
+    slug = "unknown-provider"
+    title = "Unknown provider"
+
+
+class KeyNotFound(AppError):
+    """The caller has no stored key for the provider."""
+
+    status = 404
+    slug = "key-not-found"
+    title = "Key not found"
+
+
+class MissingKey(AppError):
+    """A route needs a provider key the caller has not stored (and no policy allows another)."""
+
+    status = 409
+    slug = "missing-key"
+    title = "Provider key required"
+
+
+class KeyUnreadable(AppError):
+    """A stored key failed to decrypt: tampered, copied from another owner, or its master key
+    is not in the keyring. Fails closed: nothing is sent upstream, no fallback is tried."""
+
+    status = 409
+    slug = "key-unreadable"
+    title = "Stored key cannot be decrypted"
+
+
+class DatabaseUnavailable(AppError):
+    """The database did not answer; the request can be retried."""
+
+    status = 503
+    slug = "database-unavailable"
+    title = "Database unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("The key database is unreachable; retry shortly.")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class OutsideRequestScope(AppError):
+    """A request-scoped value was asked for where no request scope is open (a programming
+    error: open one with `request_scope()` in jobs and tests)."""
+
+    status = 500
+    slug = "outside-request-scope"
+    title = "No request scope"
+
+
+class ConfigurationError(Exception):
+    """The service cannot start with this configuration; the message is one line that names
+    the setting (never its value)."""

@@ -1,0 +1,1 @@
+"""Stored provider keys: table, API schemas, store (queries + cache) and routes."""

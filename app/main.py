@@ -1,0 +1,60 @@
+"""The app factory: `create_app(container)` builds a FastAPI app around a container.
+
+The factory is separate from the container so tests and embedding apps build their own.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from app.keys.router import router as keys_router
+from app.problems import install_error_handlers
+from app.routes import health
+from app.scope import RequestScopeMiddleware
+from containers import Container
+
+log = logging.getLogger("keyscope")
+
+
+def create_app(container: Container | None = None) -> FastAPI:
+    container = container or Container()
+    settings = container.settings()
+    settings.check_production()
+    container.keyring()  # a bad keyring fails here, at start-up, not on the first request
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(_report_unknown_key_ids, container)
+        try:
+            yield
+        finally:
+            container.engine().dispose()
+
+    app = FastAPI(title="keyscope", version="0.1.0", lifespan=lifespan)
+    app.state.container = container
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(keys_router)
+    app.add_middleware(RequestScopeMiddleware)
+    return app
+
+
+def _report_unknown_key_ids(container: Container) -> None:
+    """Rows whose master key id is not in the keyring would fail to decrypt: say so now."""
+    keyring = container.keyring()
+    try:
+        in_use = container.key_store().key_ids_in_use()
+    except Exception as exc:  # the database may be down at start; /readyz reports that
+        log.warning("start-up key id check skipped: %s", type(exc).__name__)
+        return
+    for kid, count in sorted(in_use.items()):
+        if kid not in keyring:
+            log.error(
+                "%d stored key(s) use master key id %r, which is not in KEYSCOPE_MASTER_KEYS: "
+                "they cannot be decrypted until that key is added back to the keyring",
+                count,
+                kid,
+            )

@@ -1,0 +1,1 @@
+"""HTTP routes other than the keys API (which lives with the key store in app/keys)."""

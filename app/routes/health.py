@@ -1,0 +1,29 @@
+"""Liveness and readiness."""
+
+import anyio
+from fastapi import APIRouter, Response
+
+from app.deps import KeyStoreDep
+from app.errors import DatabaseUnavailable
+from app.problems import problem
+
+router = APIRouter(tags=["health"])
+
+READY_TIMEOUT_SECONDS = 3.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up (no dependency is checked)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(store: KeyStoreDep) -> Response | dict[str, str]:
+    """Ready to serve: the database answers and the keyring is loaded (the store holds it)."""
+    try:
+        with anyio.fail_after(READY_TIMEOUT_SECONDS):
+            await store.ping()
+    except (DatabaseUnavailable, TimeoutError):
+        return problem(503, "not-ready", "Not ready", "The key database is unreachable.")
+    return {"status": "ready", "primary_key_id": store.cipher.keyring.primary_id}

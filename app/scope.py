@@ -1,0 +1,202 @@
+"""Request scope: one `RequestScope` per HTTP request, opened by a pure ASGI middleware.
+
+dependency-injector has no correct per-request lifetime (DESIGN.md §3): singletons leak
+between users, context-local singletons leak when requests share a task (as httpx test
+clients run them), and `Closing[...]` tears down before a streaming body is sent. So:
+
+* `RequestScopeMiddleware` creates a fresh `RequestScope` for each request and holds it in a
+  `ContextVar`. Worker threads of `def` endpoints copy the context and so see the same object;
+  its values live in the object's dict, not in the variable, so they are shared, not copied.
+* `RequestScoped` is a provider that caches its value in the current scope: computed at most
+  once per request, lazily, under a lock; an async load is stored as one task that every
+  consumer awaits.
+* The scope closes after the whole response, streaming body and background tasks included.
+  Outside a request the provider raises; jobs and tests open a scope with `request_scope()`.
+"""
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from dependency_injector import providers as di
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.errors import OutsideRequestScope
+
+_current: ContextVar["RequestScope | None"] = ContextVar("keyscope_request_scope", default=None)
+
+
+class RequestScope:
+    """Values computed for one request, and the request's headers."""
+
+    __slots__ = ("_closed", "_headers", "_lock", "_values")
+
+    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
+        self._headers = dict(headers or {})
+        self._values: dict[object, Any] = {}
+        # Re-entrant: resolving one scoped value may resolve another in the same thread.
+        self._lock = threading.RLock()
+        self._closed = False
+
+    @classmethod
+    def from_asgi(cls, scope: Scope) -> "RequestScope":
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        return cls(headers)
+
+    def header(self, name: str) -> str | None:
+        return self._headers.get(name.lower())
+
+    def bearer_token(self) -> str | None:
+        scheme, _, token = (self.header("authorization") or "").partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
+
+    def get_or_create(self, key: object, create: Any) -> Any:
+        """The value cached under `key`, else `create()`'s, cached (awaitables as one task)."""
+        with self._lock:
+            if self._closed:
+                raise OutsideRequestScope("this request's scope has already closed")
+            try:
+                return self._values[key]
+            except KeyError:
+                pass
+            value = create()
+            if inspect.isawaitable(value):
+                value = _as_task(value)
+            self._values[key] = value
+            return value
+
+    def provide(self, key: object, value: Any) -> None:
+        """Seed a value (e.g. a job's principal) so the provider under `key` returns it."""
+        with self._lock:
+            self._values[key] = value
+
+    def resolved(self, key: object) -> Any | None:
+        """The value under `key` if it has been computed and finished, else None."""
+        with self._lock:
+            value = self._values.get(key)
+        if isinstance(value, asyncio.Future):
+            return value.result() if value.done() and not value.cancelled() and (
+                value.exception() is None
+            ) else None
+        return value
+
+    def close(self) -> None:
+        """Drop every value; cancel loads nobody awaited (their errors are not 'unretrieved')."""
+        with self._lock:
+            self._closed = True
+            values, self._values = self._values, {}
+        for value in values.values():
+            if isinstance(value, asyncio.Future):
+                if value.done():
+                    if not value.cancelled():
+                        value.exception()
+                else:
+                    value.cancel()
+
+
+def _as_task(awaitable: Any) -> "asyncio.Future[Any]":
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise OutsideRequestScope(
+            "async request-scoped values resolve on the event loop: inject them with the "
+            "dependencies in app.deps instead of calling the container from a worker thread"
+        ) from None
+    return asyncio.ensure_future(awaitable)
+
+
+def current_scope() -> RequestScope:
+    scope = _current.get()
+    if scope is None:
+        raise OutsideRequestScope(
+            "no request scope is open: request-scoped values exist only inside a request, "
+            "or inside `with request_scope(...)` in jobs and tests"
+        )
+    return scope
+
+
+def current_scope_or_none() -> RequestScope | None:
+    return _current.get()
+
+
+def current_bearer_token() -> str | None:
+    return current_scope().bearer_token()
+
+
+@contextmanager
+def request_scope(headers: Mapping[str, str] | None = None) -> Iterator[RequestScope]:
+    """Open a scope explicitly, for background jobs, scripts and tests."""
+    scope = RequestScope(headers)
+    token = _current.set(scope)
+    try:
+        yield scope
+    finally:
+        scope.close()
+        _current.reset(token)
+
+
+class RequestScopeMiddleware:
+    """Pure ASGI: opens a scope per HTTP request, closes it after the response completes.
+
+    Pure ASGI rather than BaseHTTPMiddleware, which costs ~160 µs of CPU per request (more than
+    a whole bare request) and would close the scope before a streaming body is sent.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = RequestScope.from_asgi(scope)
+        token = _current.set(request)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            request.close()
+            _current.reset(token)
+
+
+class RequestScoped(di.Provider):  # type: ignore[misc]  # dependency-injector ships no stubs for subclassing
+    """A provider whose value is created once per request scope and shared within it.
+
+    Overriding works as for any provider: override with another `RequestScoped` to keep the
+    once-per-request behaviour, with `providers.Object`/`Factory` to drop it.
+    """
+
+    __slots__ = ("_factory",)
+
+    def __init__(self, provides: Any, *args: Any, **kwargs: Any) -> None:
+        self._factory = di.Factory(provides, *args, **kwargs)
+        super().__init__()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "RequestScoped":
+        copied = memo.get(id(self))
+        if copied is not None:
+            return copied  # type: ignore[no-any-return]
+        copied = self.__class__(
+            self._factory.provides,
+            *di.deepcopy(self._factory.args, memo),
+            **di.deepcopy(self._factory.kwargs, memo),
+        )
+        if self.is_async_mode_enabled():
+            copied.enable_async_mode()
+        elif self.is_async_mode_disabled():
+            copied.disable_async_mode()
+        self._copy_overridings(copied, memo)
+        return copied  # type: ignore[no-any-return]
+
+    @property
+    def related(self) -> Iterator[di.Provider]:
+        yield self._factory
+        yield from super().related
+
+    def _provide(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return current_scope().get_or_create(self, lambda: self._factory(*args, **kwargs))

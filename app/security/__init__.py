@@ -1,0 +1,1 @@
+"""Security primitives: envelope encryption and token verification (no settings, no I/O)."""

@@ -1,0 +1,144 @@
+"""Bearer-token verification with PyJWT.
+
+Algorithms come from configuration, never from the token header; `exp` and `sub` are
+required; audience and issuer are checked when configured. PyJWT alone would accept a token
+without `exp`, a numeric-string `exp` and megabyte claims, so size and claim shapes are
+bounded here before and after decoding. Verified tokens are cached by their exact string until
+they expire (a verify is ~30-70 µs, a third of a bare request).
+"""
+
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+
+import anyio.to_thread
+import jwt
+
+from app.errors import InvalidToken
+
+MAX_TOKEN_BYTES = 8 * 1024
+MAX_SUBJECT_CHARS = 255
+_SUBJECT_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
+_CACHE_MAX_ENTRIES = 50_000
+_CACHE_MAX_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: `subject` is the token's `sub`, the owner of stored keys."""
+
+    subject: str
+    expires_at: float
+
+
+class TokenVerifier:
+    """Verifies bearer tokens against one configured key source (secret, PEM or JWKS)."""
+
+    def __init__(
+        self,
+        *,
+        algorithms: list[str],
+        key: str | bytes | None = None,
+        jwks_client: jwt.PyJWKClient | None = None,
+        audience: str | None = None,
+        issuer: str | None = None,
+        leeway: int = 30,
+    ) -> None:
+        if (key is None) == (jwks_client is None):
+            raise ValueError("give exactly one of key or jwks_client")
+        if not algorithms or "none" in {a.lower() for a in algorithms}:
+            raise ValueError("algorithms must be pinned and must not include 'none'")
+        self._algorithms = algorithms
+        self._key = key
+        self._jwks = jwks_client
+        self._audience = audience
+        self._issuer = issuer
+        self._leeway = leeway
+        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache_lock = Lock()
+
+    async def verify(self, token: str | None) -> Principal:
+        """The principal the token names, or InvalidToken (one message for every cause)."""
+        if not token or len(token) > MAX_TOKEN_BYTES:
+            raise InvalidToken
+        cached = self._cached(token)
+        if cached is not None:
+            return cached
+        key: Any = self._key
+        if self._jwks is not None:
+            # The JWKS client fetches over blocking urllib on a cache miss: keep it off the loop.
+            key = await anyio.to_thread.run_sync(self._signing_key, token)
+        principal = self._decode(token, key)
+        self._remember(token, principal)
+        return principal
+
+    def _signing_key(self, token: str) -> Any:
+        assert self._jwks is not None
+        try:
+            return self._jwks.get_signing_key_from_jwt(token).key
+        except (jwt.PyJWTError, OSError):
+            raise InvalidToken from None
+
+    def _decode(self, token: str, key: Any) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=self._algorithms,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={
+                    "require": ["exp", "sub"],
+                    "verify_aud": self._audience is not None,
+                    "verify_iss": self._issuer is not None,
+                },
+            )
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise InvalidToken from None
+        subject, expires = claims.get("sub"), claims.get("exp")
+        if not isinstance(subject, str) or not subject.strip():
+            raise InvalidToken
+        if len(subject) > MAX_SUBJECT_CHARS or _SUBJECT_FORBIDDEN.search(subject):
+            raise InvalidToken
+        # PyJWT accepts "exp": "1700000000"; a string here means a sloppy or forged issuer.
+        if isinstance(expires, bool) or not isinstance(expires, int | float):
+            raise InvalidToken
+        return Principal(subject=subject, expires_at=float(expires))
+
+    def _cached(self, token: str) -> Principal | None:
+        with self._cache_lock:
+            entry = self._cache.get(token)
+            if entry is None:
+                return None
+            principal, valid_until = entry
+            if valid_until < time.time():
+                del self._cache[token]
+                return None
+            return principal
+
+    def _remember(self, token: str, principal: Principal) -> None:
+        # Bounded twice: by the token's own expiry and by a ceiling, so a key change at the
+        # identity provider is picked up within minutes even for long-lived tokens.
+        valid_until = min(principal.expires_at + self._leeway, time.time() + _CACHE_MAX_SECONDS)
+        with self._cache_lock:
+            self._cache[token] = (principal, valid_until)
+            while len(self._cache) > _CACHE_MAX_ENTRIES:
+                self._cache.popitem(last=False)
+
+
+def mint_token(
+    secret: str, subject: str, *, ttl_seconds: int = 3600, audience: str | None = None,
+    issuer: str | None = None,
+) -> str:
+    """An HS256 token for development and tests (`keyscope token SUB`)."""
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + ttl_seconds}
+    if audience:
+        claims["aud"] = audience
+    if issuer:
+        claims["iss"] = issuer
+    return jwt.encode(claims, secret, algorithm="HS256")

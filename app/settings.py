@@ -1,0 +1,110 @@
+"""Service settings (pydantic-settings, prefix `KEYSCOPE_`, `.env` read too).
+
+Settings are read here and nowhere else: security and database code take values by
+constructor, so tests and other apps can build them without an environment.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.errors import ConfigurationError
+from providers import ProviderName
+
+# Values people paste from examples; refusing them in production catches a forgotten step.
+PLACEHOLDERS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "placeholder", "todo", "xxx"}
+)
+
+GEMINI_DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+EXA_DEFAULT_BASE_URL = "https://api.exa.ai"
+COPILOTKIT_DEFAULT_RUNTIME_URL = "https://api.cloud.copilotkit.ai/copilotkit/v1"
+
+
+def _platform(name: str) -> SecretStr | None:
+    """A platform key field read from its conventional, unprefixed variable name."""
+    return Field(default=None, validation_alias=AliasChoices(name))
+
+
+class Settings(BaseSettings):
+    """Everything the service can be configured with; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KEYSCOPE_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    deploy_env: Literal["local", "production"] = Field(
+        default="local", validation_alias=AliasChoices("KEYSCOPE_DEPLOY_ENV", "DEPLOY_ENV")
+    )
+    database_url: str = "sqlite:///./var/keyscope.db"
+    var_dir: Path = Path("var")
+    master_keys: SecretStr | None = None
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_algorithms: str | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway: int = Field(default=30, ge=0, le=600)
+    legacy_env: Literal["off", "overlay"] = "off"
+    gemini_base_url: str = GEMINI_DEFAULT_BASE_URL
+    exa_base_url: str = EXA_DEFAULT_BASE_URL
+    copilotkit_base_url: str = COPILOTKIT_DEFAULT_RUNTIME_URL
+    platform_fallback: str = ""
+    key_cache_ttl: float = Field(default=30.0, ge=0)
+    key_cache_max_users: int = Field(default=10_000, ge=1)
+    db_statement_timeout_ms: int = Field(default=5_000, ge=100)
+    upstream_timeout: float = Field(default=30.0, gt=0)
+
+    gemini_api_key: SecretStr | None = _platform("GEMINI_API_KEY")
+    google_api_key: SecretStr | None = _platform("GOOGLE_API_KEY")
+    exa_api_key: SecretStr | None = _platform("EXA_API_KEY")
+    copilotkit_api_key: SecretStr | None = _platform("COPILOTKIT_API_KEY")
+
+    @property
+    def is_production(self) -> bool:
+        return self.deploy_env == "production"
+
+    def fallback_providers(self) -> frozenset[ProviderName]:
+        """Providers whose platform key may stand in for a user's missing key."""
+        names = {part.strip() for part in self.platform_fallback.split(",") if part.strip()}
+        unknown = names - {p.value for p in ProviderName}
+        if unknown:
+            raise ConfigurationError(
+                f"KEYSCOPE_PLATFORM_FALLBACK names unknown providers: {', '.join(sorted(unknown))}"
+            )
+        return frozenset(ProviderName(n) for n in names)
+
+    def platform_keys(self) -> dict[ProviderName, str]:
+        """The operator's own keys by provider (GEMINI_API_KEY wins over GOOGLE_API_KEY)."""
+        candidates = {
+            ProviderName.GEMINI: self.gemini_api_key or self.google_api_key,
+            ProviderName.EXA: self.exa_api_key,
+            ProviderName.COPILOTKIT: self.copilotkit_api_key,
+        }
+        return {p: s.get_secret_value() for p, s in candidates.items() if s is not None}
+
+    def check_production(self) -> None:
+        """Refuse to run in production without real secrets: one line naming the setting."""
+        if not self.is_production:
+            return
+        if _is_placeholder(self.master_keys):
+            raise ConfigurationError(
+                "KEYSCOPE_MASTER_KEYS is required in production (kid:base64-32-bytes, ...)"
+            )
+        if not (self.jwt_secret or self.jwt_public_key or self.jwt_jwks_url):
+            raise ConfigurationError(
+                "one of KEYSCOPE_JWT_SECRET, KEYSCOPE_JWT_PUBLIC_KEY or KEYSCOPE_JWT_JWKS_URL "
+                "is required in production"
+            )
+        if self.jwt_secret is not None and _is_placeholder(self.jwt_secret):
+            raise ConfigurationError("KEYSCOPE_JWT_SECRET is a placeholder; set a real secret")
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
+            raise ConfigurationError("KEYSCOPE_JWT_SECRET must be at least 32 characters")
+        self.fallback_providers()
+
+
+def _is_placeholder(value: SecretStr | None) -> bool:
+    return value is None or value.get_secret_value().strip().lower() in PLACEHOLDERS

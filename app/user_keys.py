@@ -1,0 +1,152 @@
+"""`UserKeys`: the keys one request may use, and the policy that decides where they come from.
+
+Policy (DESIGN.md §1, README "Key policy"):
+* the caller's own stored key always wins;
+* otherwise, in production, the platform (operator's) key only for providers listed in
+  `KEYSCOPE_PLATFORM_FALLBACK`; in local mode the platform key for every provider, as the seed
+  document's local mode reads `.env`;
+* otherwise the provider has no key for this request: `require()` raises a 409 problem.
+
+Stored keys decrypt lazily, per provider, at most once per request; a key that fails to
+decrypt fails closed (never ciphertext upstream, never a silent fallback).
+"""
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from app.errors import KeyUnreadable, MissingKey
+from app.keys.records import UserRecords
+from app.keys.store import KeyStore
+from app.security.envelope import EnvelopeCipher, SealBroken, UnknownMasterKey
+from app.security.tokens import Principal
+from providers import ProviderName
+
+log = logging.getLogger("keyscope.keys")
+
+
+class KeyOrigin(StrEnum):
+    USER = "user"
+    PLATFORM = "platform"
+
+
+class Secret:
+    """A string that does not print: repr, str and format all redact."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    secret: Secret
+    origin: KeyOrigin
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """Which platform keys may stand in for a user's missing key."""
+
+    platform_keys: Mapping[ProviderName, str]
+    fallback: frozenset[ProviderName]
+
+    def platform_key(self, provider: ProviderName) -> str | None:
+        return self.platform_keys.get(provider) if provider in self.fallback else None
+
+    def __repr__(self) -> str:
+        return f"KeyPolicy(fallback={sorted(self.fallback)})"
+
+
+class UserKeys:
+    """Immutable view of one user's keys for one request; decrypts on first use per provider."""
+
+    __slots__ = ("_cipher", "_lock", "_opened", "_policy", "_records", "user_id")
+
+    def __init__(
+        self, user_id: str, records: UserRecords, cipher: EnvelopeCipher, policy: KeyPolicy
+    ) -> None:
+        self.user_id = user_id
+        self._records = records
+        self._cipher = cipher
+        self._policy = policy
+        self._opened: dict[ProviderName, ResolvedKey | None] = {}
+        self._lock = threading.Lock()
+
+    def get(self, provider: ProviderName) -> ResolvedKey | None:
+        """The key this request may use for `provider`, or None."""
+        try:
+            return self._opened[provider]
+        except KeyError:
+            pass
+        with self._lock:
+            if provider not in self._opened:
+                self._opened[provider] = self._resolve(provider)
+            return self._opened[provider]
+
+    def require(self, provider: ProviderName) -> ResolvedKey:
+        resolved = self.get(provider)
+        if resolved is None:
+            raise MissingKey(
+                f"No {provider.value} key is stored for this user: "
+                f"store one with PUT /v1/keys/{provider.value}."
+            )
+        return resolved
+
+    def has_stored(self, provider: ProviderName) -> bool:
+        return provider in self._records
+
+    def _resolve(self, provider: ProviderName) -> ResolvedKey | None:
+        record = self._records.get(provider)
+        if record is not None:
+            try:
+                secret = self._cipher.open(
+                    record.sealed, owner=self.user_id, provider=provider.value
+                )
+            except UnknownMasterKey as exc:
+                log.error("key unreadable user=%s provider=%s: %s", self.user_id, provider, exc)
+                raise KeyUnreadable(
+                    f"The stored {provider.value} key was encrypted with master key id "
+                    f"{exc.key_id!r}, which is not in the keyring; store the key again."
+                ) from None
+            except SealBroken as exc:
+                log.error("key unreadable user=%s provider=%s: %s", self.user_id, provider, exc)
+                raise KeyUnreadable(
+                    f"The stored {provider.value} key failed authentication (master key id "
+                    f"{exc.key_id!r}); store the key again."
+                ) from None
+            return ResolvedKey(Secret(secret), KeyOrigin.USER)
+        platform = self._policy.platform_key(provider)
+        if platform is not None:
+            log.info("platform key used user=%s provider=%s", self.user_id, provider.value)
+            return ResolvedKey(Secret(platform), KeyOrigin.PLATFORM)
+        return None
+
+    def __repr__(self) -> str:
+        return f"UserKeys(user_id={self.user_id!r}, stored={sorted(self._records)})"
+
+
+async def load_user_keys(principal: Principal, store: KeyStore, policy: KeyPolicy) -> UserKeys:
+    """The request's UserKeys: encrypted records from cache or one query, nothing decrypted."""
+    records = await store.records_for(principal.subject)
+    return UserKeys(principal.subject, records, store.cipher, policy)

@@ -1,0 +1,111 @@
+"""The composition root: every object keyscope builds, and how long each one lives.
+
+App lifetime (Singleton): settings, engine, keyring and cipher, the encrypted-record cache, the
+key store, the token verifier, shared HTTP pools. Request lifetime (`RequestScoped`, see
+app/scope.py): the caller's principal and `UserKeys`. Per injection (Factory): provider
+clients, cheap because they borrow the shared pools.
+
+Tests build their own container (`Container(settings=providers.Object(...))`) and override
+any provider; nothing here is wired into modules globally.
+"""
+
+import jwt
+from dependency_injector import containers
+from dependency_injector import providers as di  # not to be confused with our `providers`
+
+from app.db import make_engine
+from app.keys.cache import RecordCache
+from app.keys.records import UserRecords
+from app.keys.store import KeyStore
+from app.local_dev import with_local_secrets
+from app.scope import RequestScoped, current_bearer_token
+from app.security.envelope import EnvelopeCipher
+from app.security.keyring import Keyring
+from app.security.tokens import Principal, TokenVerifier
+from app.settings import Settings
+from app.user_keys import KeyPolicy, load_user_keys
+
+
+def load_settings() -> Settings:
+    settings = with_local_secrets(Settings())
+    settings.check_production()
+    return settings
+
+
+def build_keyring(settings: Settings) -> Keyring:
+    if settings.master_keys is None:
+        from app.errors import ConfigurationError
+
+        raise ConfigurationError("KEYSCOPE_MASTER_KEYS is not set")
+    return Keyring.parse(settings.master_keys.get_secret_value())
+
+
+def build_token_verifier(settings: Settings) -> TokenVerifier:
+    """Pins algorithms to the key kind unless KEYSCOPE_JWT_ALGORITHMS says otherwise."""
+    configured = [a.strip() for a in (settings.jwt_algorithms or "").split(",") if a.strip()]
+    common = {
+        "audience": settings.jwt_audience,
+        "issuer": settings.jwt_issuer,
+        "leeway": settings.jwt_leeway,
+    }
+    if settings.jwt_jwks_url:
+        client = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300, timeout=5)
+        return TokenVerifier(algorithms=configured or ["RS256"], jwks_client=client, **common)
+    if settings.jwt_public_key:
+        pem = settings.jwt_public_key
+        default = ["ES256"] if "BEGIN EC PUBLIC KEY" in pem or _is_ec(pem) else ["RS256"]
+        return TokenVerifier(algorithms=configured or default, key=pem, **common)
+    if settings.jwt_secret is None:
+        from app.errors import ConfigurationError
+
+        raise ConfigurationError("no JWT verification key is configured")
+    return TokenVerifier(
+        algorithms=configured or ["HS256"], key=settings.jwt_secret.get_secret_value(), **common
+    )
+
+
+def _is_ec(pem: str) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    return isinstance(load_pem_public_key(pem.encode()), ec.EllipticCurvePublicKey)
+
+
+def build_policy(settings: Settings) -> KeyPolicy:
+    platform = settings.platform_keys()
+    fallback = frozenset(platform) if not settings.is_production else settings.fallback_providers()
+    return KeyPolicy(platform_keys=platform, fallback=fallback)
+
+
+async def authenticate(token: str | None, verifier: TokenVerifier) -> Principal:
+    return await verifier.verify(token)
+
+
+class Container(containers.DeclarativeContainer):
+    settings = di.Singleton(load_settings)
+
+    engine = di.Singleton(
+        make_engine,
+        settings.provided.database_url,
+        statement_timeout_ms=settings.provided.db_statement_timeout_ms,
+    )
+    keyring = di.Singleton(build_keyring, settings)
+    cipher = di.Singleton(EnvelopeCipher, keyring)
+    record_cache = di.Singleton(
+        RecordCache[UserRecords],
+        ttl_seconds=settings.provided.key_cache_ttl,
+        max_users=settings.provided.key_cache_max_users,
+    )
+    key_store = di.Singleton(KeyStore, engine, cipher, record_cache)
+    token_verifier = di.Singleton(build_token_verifier, settings)
+    key_policy = di.Singleton(build_policy, settings)
+
+    bearer_token = di.Callable(current_bearer_token)
+    principal = RequestScoped(authenticate, bearer_token, token_verifier)
+    user_keys = RequestScoped(load_user_keys, principal, key_store, key_policy)
+
+
+# An async value's mode sticks after its first call; pinning it keeps a sync override in one
+# test from flipping how every later request resolves it.
+Container.principal.enable_async_mode()
+Container.user_keys.enable_async_mode()

@@ -1,0 +1,125 @@
+"""Shared fixtures: settings, a migrated database per backend, the app, clients and tokens.
+
+Every test that asks for `database_url` (directly or through `app`/`client`) runs once on
+SQLite and once on PostgreSQL.
+"""
+
+import base64
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from dependency_injector import providers as di
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import Engine, delete
+
+from app.db import make_engine
+from app.keys.models import provider_keys
+from app.main import create_app
+from app.security.tokens import mint_token
+from app.settings import Settings
+from containers import Container
+from tests.databases import migrated_database
+
+JWT_SECRET = "test-jwt-secret-that-is-long-enough-0123456789"
+MASTER_KEY_K1 = "k1:" + base64.b64encode(b"\x01" * 32).decode()
+MASTER_KEY_K2 = "k2:" + base64.b64encode(b"\x02" * 32).decode()
+
+TokenFactory = Callable[..., str]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with migrated_database(request.param, tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clean_engine(engine: Engine) -> Iterator[Engine]:
+    """The session's engine with an empty table before and after the test."""
+    with engine.begin() as conn:
+        conn.execute(delete(provider_keys))
+    yield engine
+    with engine.begin() as conn:
+        conn.execute(delete(provider_keys))
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Production-mode settings with test secrets and no platform keys, whatever the env holds."""
+    values: dict[str, Any] = {
+        "deploy_env": "production",
+        "database_url": database_url,
+        "master_keys": SecretStr(MASTER_KEY_K1),
+        "jwt_secret": SecretStr(JWT_SECRET),
+        "gemini_api_key": None,
+        "google_api_key": None,
+        "exa_api_key": None,
+        "copilotkit_api_key": None,
+        "platform_fallback": "",
+        "legacy_env": "off",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def container(settings: Settings, clean_engine: Engine) -> Container:
+    return Container(settings=di.Object(settings), engine=di.Object(clean_engine))
+
+
+@pytest.fixture
+async def app(container: Container) -> AsyncIterator[FastAPI]:
+    application = create_app(container)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://keyscope.test") as c:
+        yield c
+
+
+@pytest.fixture
+def make_token() -> TokenFactory:
+    def make(sub: str, **kwargs: Any) -> str:
+        return mint_token(JWT_SECRET, sub, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def auth(make_token: TokenFactory) -> Callable[[str], dict[str, str]]:
+    """Headers for user `sub`."""
+
+    def headers(sub: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_token(sub)}"}
+
+    return headers
+
+
+@pytest.fixture
+def tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
