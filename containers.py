@@ -9,6 +9,8 @@ Tests build their own container (`Container(settings=providers.Object(...))`) an
 any provider; nothing here is wired into modules globally.
 """
 
+from functools import partial
+
 import jwt
 from dependency_injector import containers
 from dependency_injector import providers as di  # not to be confused with our `providers`
@@ -43,25 +45,24 @@ def build_keyring(settings: Settings) -> Keyring:
 def build_token_verifier(settings: Settings) -> TokenVerifier:
     """Pins algorithms to the key kind unless KEYSCOPE_JWT_ALGORITHMS says otherwise."""
     configured = [a.strip() for a in (settings.jwt_algorithms or "").split(",") if a.strip()]
-    common = {
-        "audience": settings.jwt_audience,
-        "issuer": settings.jwt_issuer,
-        "leeway": settings.jwt_leeway,
-    }
+    verifier = partial(
+        TokenVerifier,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        leeway=settings.jwt_leeway,
+    )
     if settings.jwt_jwks_url:
         client = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300, timeout=5)
-        return TokenVerifier(algorithms=configured or ["RS256"], jwks_client=client, **common)
+        return verifier(algorithms=configured or ["RS256"], jwks_client=client)
     if settings.jwt_public_key:
         pem = settings.jwt_public_key
         default = ["ES256"] if "BEGIN EC PUBLIC KEY" in pem or _is_ec(pem) else ["RS256"]
-        return TokenVerifier(algorithms=configured or default, key=pem, **common)
+        return verifier(algorithms=configured or default, key=pem)
     if settings.jwt_secret is None:
         from app.errors import ConfigurationError
 
         raise ConfigurationError("no JWT verification key is configured")
-    return TokenVerifier(
-        algorithms=configured or ["HS256"], key=settings.jwt_secret.get_secret_value(), **common
-    )
+    return verifier(algorithms=configured or ["HS256"], key=settings.jwt_secret.get_secret_value())
 
 
 def _is_ec(pem: str) -> bool:

@@ -77,7 +77,10 @@ def token(
     secret = settings.jwt_secret.get_secret_value()
     typer.echo(
         mint_token(
-            secret, sub, ttl_seconds=ttl, audience=settings.jwt_audience,
+            secret,
+            sub,
+            ttl_seconds=ttl,
+            audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
         )
     )
@@ -114,8 +117,10 @@ def rotate(
         table.add_column(column)
     for kid, count in sorted(after.items()):
         state = (
-            "primary" if kid == keyring.primary_id
-            else "MISSING from keyring" if kid not in keyring
+            "primary"
+            if kid == keyring.primary_id
+            else "MISSING from keyring"
+            if kid not in keyring
             else "to re-wrap"
         )
         table.add_row(kid, str(count), state)

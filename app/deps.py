@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from containers import Container
 
 
-def provided(select: Callable[["Container"], di.Provider]) -> Callable[[Request], Awaitable[Any]]:
+def provided(
+    select: Callable[["Container"], di.Provider[Any]],
+) -> Callable[[Request], Awaitable[Any]]:
     """A FastAPI dependency resolving `select(container)` for the current request."""
 
     async def resolve(request: Request) -> Any:

@@ -58,4 +58,3 @@ def _read_or_create(path: Path, make: Callable[[], str], note: str) -> str:
         note,
     )
     return value
-

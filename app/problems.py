@@ -5,6 +5,7 @@ the rejected value, which for `PUT /v1/keys` is the caller's key.
 """
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,7 +22,11 @@ PROBLEM_JSON = "application/problem+json"
 
 
 def problem(
-    status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
     body = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}

@@ -79,9 +79,11 @@ class RequestScope:
         with self._lock:
             value = self._values.get(key)
         if isinstance(value, asyncio.Future):
-            return value.result() if value.done() and not value.cancelled() and (
-                value.exception() is None
-            ) else None
+            return (
+                value.result()
+                if value.done() and not value.cancelled() and (value.exception() is None)
+                else None
+            )
         return value
 
     def close(self) -> None:
@@ -108,7 +110,8 @@ def _as_task(awaitable: Any) -> "asyncio.Future[Any]":
             "async request-scoped values resolve on the event loop: inject them with the "
             "dependencies in app.deps instead of calling the container from a worker thread"
         ) from None
-    return asyncio.ensure_future(awaitable)
+    future: asyncio.Future[Any] = asyncio.ensure_future(awaitable)
+    return future
 
 
 def current_scope() -> RequestScope:
@@ -164,7 +167,7 @@ class RequestScopeMiddleware:
             _current.reset(token)
 
 
-class RequestScoped(di.Provider):  # type: ignore[misc]  # dependency-injector ships no stubs for subclassing
+class RequestScoped(di.Provider[Any]):
     """A provider whose value is created once per request scope and shared within it.
 
     Overriding works as for any provider: override with another `RequestScoped` to keep the
@@ -177,10 +180,11 @@ class RequestScoped(di.Provider):  # type: ignore[misc]  # dependency-injector s
         self._factory = di.Factory(provides, *args, **kwargs)
         super().__init__()
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "RequestScoped":
+    def __deepcopy__(self, memo: dict[Any, Any] | None = None) -> "RequestScoped":
+        memo = {} if memo is None else memo
         copied = memo.get(id(self))
         if copied is not None:
-            return copied  # type: ignore[no-any-return]
+            return copied  # type: ignore[no-any-return]  # memo values are untyped
         copied = self.__class__(
             self._factory.provides,
             *di.deepcopy(self._factory.args, memo),
@@ -191,10 +195,10 @@ class RequestScoped(di.Provider):  # type: ignore[misc]  # dependency-injector s
         elif self.is_async_mode_disabled():
             copied.disable_async_mode()
         self._copy_overridings(copied, memo)
-        return copied  # type: ignore[no-any-return]
+        return copied
 
     @property
-    def related(self) -> Iterator[di.Provider]:
+    def related(self) -> Iterator[di.Provider[Any]]:
         yield self._factory
         yield from super().related
 

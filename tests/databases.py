@@ -34,7 +34,8 @@ def postgres_unreachable_reason() -> str | None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except OperationalError as exc:
-        return f"PostgreSQL unreachable at {make_url(POSTGRES_ADMIN_URL).render_as_string()}: {exc.orig}"
+        where = make_url(POSTGRES_ADMIN_URL).render_as_string()
+        return f"PostgreSQL unreachable at {where}: {exc.orig}"
     finally:
         engine.dispose()
     return None
@@ -58,9 +59,7 @@ def postgres_database() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(
-            hide_password=False
-        )
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

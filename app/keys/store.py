@@ -35,6 +35,7 @@ class RewrapBatch:
     changed_meanwhile: int = 0  # replaced by a PUT while the batch ran: already under primary
     unreadable: int = 0
 
+
 LAST4_MIN_LENGTH = 12  # shorter keys show no tail: four characters of eight is half a key
 
 
@@ -91,7 +92,7 @@ class KeyStore:
         """Rows per master key id (start-up check and `keyscope rotate`)."""
         query = select(provider_keys.c.key_id, func.count()).group_by(provider_keys.c.key_id)
         with database_errors(), self._engine.connect() as conn:
-            return {kid: count for kid, count in conn.execute(query).all()}
+            return {str(kid): int(count) for kid, count in conn.execute(query)}
 
     def rewrap_batch(self, after_id: int, batch_size: int) -> RewrapBatch:
         """Re-wrap the next rows (by id, after `after_id`) not yet under the primary key.

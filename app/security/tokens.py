@@ -131,7 +131,11 @@ class TokenVerifier:
 
 
 def mint_token(
-    secret: str, subject: str, *, ttl_seconds: int = 3600, audience: str | None = None,
+    secret: str,
+    subject: str,
+    *,
+    ttl_seconds: int = 3600,
+    audience: str | None = None,
     issuer: str | None = None,
 ) -> str:
     """An HS256 token for development and tests (`keyscope token SUB`)."""

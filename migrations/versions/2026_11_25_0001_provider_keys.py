@@ -34,9 +34,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_provider_keys")),
         sa.UniqueConstraint("user_id", "provider", name=op.f("uq_provider_keys_user_id")),
     )
-    op.create_index(
-        op.f("ix_provider_keys_key_id"), "provider_keys", ["key_id"], unique=False
-    )
+    op.create_index(op.f("ix_provider_keys_key_id"), "provider_keys", ["key_id"], unique=False)
 
 
 def downgrade() -> None:

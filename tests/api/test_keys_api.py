@@ -34,8 +34,16 @@ async def test_replace_keeps_one_row_and_changes_fingerprint(
     client: httpx.AsyncClient, auth: Auth, clean_engine: Engine
 ) -> None:
     """PUT twice replaces: one row, created_at kept, updated_at and fingerprint move."""
-    first = (await client.put("/v1/keys/exa", json={"api_key": "exa-one-0123456789"}, headers=auth("alice"))).json()
-    second = (await client.put("/v1/keys/exa", json={"api_key": "exa-two-0123456789"}, headers=auth("alice"))).json()
+    first = (
+        await client.put(
+            "/v1/keys/exa", json={"api_key": "exa-one-0123456789"}, headers=auth("alice")
+        )
+    ).json()
+    second = (
+        await client.put(
+            "/v1/keys/exa", json={"api_key": "exa-two-0123456789"}, headers=auth("alice")
+        )
+    ).json()
     assert second["created_at"] == first["created_at"]
     assert second["updated_at"] >= first["updated_at"]
     assert second["fingerprint"] != first["fingerprint"]
@@ -52,7 +60,9 @@ async def test_users_see_only_their_own_keys(client: httpx.AsyncClient, auth: Au
 
 async def test_delete_then_404(client: httpx.AsyncClient, auth: Auth) -> None:
     """DELETE answers 204 once, then a 404 problem."""
-    await client.put("/v1/keys/copilotkit", json={"api_key": "ck_pub_0123456789abcdef"}, headers=auth("alice"))
+    await client.put(
+        "/v1/keys/copilotkit", json={"api_key": "ck_pub_0123456789abcdef"}, headers=auth("alice")
+    )
     first = await client.delete("/v1/keys/copilotkit", headers=auth("alice"))
     assert first.status_code == 204
     second = await client.delete("/v1/keys/copilotkit", headers=auth("alice"))
