@@ -16,6 +16,7 @@ from dependency_injector import containers
 from dependency_injector import providers as di  # not to be confused with our `providers`
 
 from app.db import make_engine
+from app.user_keys import UserKeys
 from app.keys.cache import RecordCache
 from app.keys.records import UserRecords
 from app.keys.store import KeyStore
@@ -26,6 +27,11 @@ from app.security.keyring import Keyring
 from app.security.tokens import Principal, TokenVerifier
 from app.settings import Settings
 from app.user_keys import KeyPolicy, load_user_keys
+from providers import ProviderName
+from providers.copilotkit import CopilotKitClient
+from providers.exa import ExaClient
+from providers.gemini import GeminiClient
+from providers.http import SharedHttp
 
 
 def load_settings() -> Settings:
@@ -78,6 +84,20 @@ def build_policy(settings: Settings) -> KeyPolicy:
     return KeyPolicy(platform_keys=platform, fallback=fallback)
 
 
+def gemini_for(keys: UserKeys, http: SharedHttp, base_url: str) -> GeminiClient:
+    secret = keys.require(ProviderName.GEMINI).secret.reveal()
+    return GeminiClient(secret, base_url=base_url, http=http)
+
+
+def exa_for(keys: UserKeys, http: SharedHttp, base_url: str) -> ExaClient:
+    return ExaClient(keys.require(ProviderName.EXA).secret.reveal(), base_url=base_url, http=http)
+
+
+def copilotkit_for(keys: UserKeys, http: SharedHttp, runtime_url: str) -> CopilotKitClient:
+    secret = keys.require(ProviderName.COPILOTKIT).secret.reveal()
+    return CopilotKitClient(secret, runtime_url=runtime_url, http=http)
+
+
 async def authenticate(token: str | None, verifier: TokenVerifier) -> Principal:
     return await verifier.verify(token)
 
@@ -101,9 +121,18 @@ class Container(containers.DeclarativeContainer):
     token_verifier = di.Singleton(build_token_verifier, settings)
     key_policy = di.Singleton(build_policy, settings)
 
+    # One pool and SSL context per process; closed by the app's lifespan.
+    http = di.Singleton(SharedHttp, read_timeout=settings.provided.upstream_timeout)
+
     bearer_token = di.Callable(current_bearer_token)
     principal = RequestScoped(authenticate, bearer_token, token_verifier)
     user_keys = RequestScoped(load_user_keys, principal, key_store, key_policy)
+
+    gemini_client = di.Factory(gemini_for, user_keys, http, settings.provided.gemini_base_url)
+    exa_client = di.Factory(exa_for, user_keys, http, settings.provided.exa_base_url)
+    copilotkit_client = di.Factory(
+        copilotkit_for, user_keys, http, settings.provided.copilotkit_base_url
+    )
 
 
 # An async value's mode sticks after its first call; pinning it keeps a sync override in one

@@ -18,6 +18,9 @@ from fastapi import Depends, Request
 from app.keys.store import KeyStore
 from app.security.tokens import Principal
 from app.user_keys import UserKeys
+from providers.copilotkit import CopilotKitClient
+from providers.exa import ExaClient
+from providers.gemini import GeminiClient
 
 if TYPE_CHECKING:
     from containers import Container
@@ -46,3 +49,6 @@ def container_of(request: Request) -> "Container":
 PrincipalDep = Annotated[Principal, Depends(provided(lambda c: c.principal))]
 UserKeysDep = Annotated[UserKeys, Depends(provided(lambda c: c.user_keys))]
 KeyStoreDep = Annotated[KeyStore, Depends(provided(lambda c: c.key_store))]
+GeminiDep = Annotated[GeminiClient, Depends(provided(lambda c: c.gemini_client))]
+ExaDep = Annotated[ExaClient, Depends(provided(lambda c: c.exa_client))]
+CopilotKitDep = Annotated[CopilotKitClient, Depends(provided(lambda c: c.copilotkit_client))]

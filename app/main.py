@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from app.keys.router import router as keys_router
 from app.problems import install_error_handlers
-from app.routes import health
+from app.routes import copilotkit, exa, gemini, health
 from app.scope import RequestScopeMiddleware
 from containers import Container
 
@@ -31,6 +31,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await container.http().aclose()
             container.engine().dispose()
 
     app = FastAPI(title="keyscope", version="0.1.0", lifespan=lifespan)
@@ -38,6 +39,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(keys_router)
+    for provider_router in (gemini.router, exa.router, copilotkit.router):
+        app.include_router(provider_router)
     app.add_middleware(RequestScopeMiddleware)
     return app
 

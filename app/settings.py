@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     key_cache_ttl: float = Field(default=30.0, ge=0)
     key_cache_max_users: int = Field(default=10_000, ge=1)
     db_statement_timeout_ms: int = Field(default=5_000, ge=100)
-    upstream_timeout: float = Field(default=30.0, gt=0)
+    upstream_timeout: float = Field(default=60.0, gt=0)
+    gemini_default_model: str = "gemini-2.5-flash"
 
     gemini_api_key: SecretStr | None = _platform("GEMINI_API_KEY")
     google_api_key: SecretStr | None = _platform("GOOGLE_API_KEY")

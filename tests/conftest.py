@@ -22,6 +22,7 @@ from app.main import create_app
 from app.security.tokens import mint_token
 from app.settings import Settings
 from containers import Container
+from providers.fakes import FakeUpstreams
 from tests.databases import migrated_database
 
 JWT_SECRET = "test-jwt-secret-that-is-long-enough-0123456789"
@@ -79,9 +80,26 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+@pytest.fixture(scope="session")
+def upstreams() -> Iterator[FakeUpstreams]:
+    """Loopback Gemini, Exa and Copilot Cloud servers that record which key arrived."""
+    fakes = FakeUpstreams(slow_seconds=3.0)
+    yield fakes
+    fakes.close()
+
+
+def upstream_urls(fakes: FakeUpstreams) -> dict[str, Any]:
+    return {
+        "gemini_base_url": fakes.gemini_base_url,
+        "exa_base_url": fakes.exa_base_url,
+        "copilotkit_base_url": fakes.copilotkit_runtime_url,
+    }
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(database_url)
+def settings(database_url: str, upstreams: FakeUpstreams) -> Settings:
+    upstreams.clear()
+    return make_settings(database_url, **upstream_urls(upstreams))
 
 
 @pytest.fixture

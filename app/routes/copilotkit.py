@@ -1,0 +1,70 @@
+"""CopilotKit: the caller's publishable key for the frontend, and a streaming runtime proxy."""
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
+
+from app.deps import CopilotKitDep, UserKeysDep
+from app.errors import AppError
+from app.routes.origin import record_key_origin
+from providers import ProviderName
+
+router = APIRouter(prefix="/v1/copilotkit", tags=["copilotkit"])
+
+MAX_RUNTIME_BODY_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(AppError):
+    status = 413
+    slug = "body-too-large"
+    title = "Request body too large"
+
+
+class CopilotKitConfig(BaseModel):
+    public_api_key: str
+    runtime_url: str
+    key_origin: str
+
+
+@router.get("/config")
+async def config(response: Response, copilotkit: CopilotKitDep, keys: UserKeysDep) -> CopilotKitConfig:
+    """The caller's Copilot Cloud public key (`ck_pub_…`: publishable by design) for the frontend."""
+    record_key_origin(response, keys, ProviderName.COPILOTKIT)
+    return CopilotKitConfig(
+        public_api_key=copilotkit.public_key,
+        runtime_url="/v1/copilotkit/runtime",
+        key_origin=keys.require(ProviderName.COPILOTKIT).origin.value,
+    )
+
+
+@router.post("/runtime")
+async def runtime(request: Request, copilotkit: CopilotKitDep, keys: UserKeysDep) -> StreamingResponse:
+    """Forward the body to Copilot Cloud with the caller's key; stream the answer back."""
+    body = await _bounded_body(request)
+    upstream = await copilotkit.stream(
+        body,
+        request.headers.get("content-type", "application/json"),
+        accept=request.headers.get("accept", "*/*"),
+    )
+    response = StreamingResponse(
+        upstream,
+        status_code=upstream.status_code,
+        headers=dict(upstream.headers),
+        # Closes the upstream response if the client goes away before the body is done.
+        background=BackgroundTask(upstream.aclose),
+    )
+    record_key_origin(response, keys, ProviderName.COPILOTKIT)
+    return response
+
+
+async def _bounded_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_RUNTIME_BODY_BYTES:
+        raise BodyTooLarge(f"The runtime body is limited to {MAX_RUNTIME_BODY_BYTES} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_RUNTIME_BODY_BYTES:
+            raise BodyTooLarge(f"The runtime body is limited to {MAX_RUNTIME_BODY_BYTES} bytes.")
+    return bytes(body)

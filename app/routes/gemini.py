@@ -1,0 +1,41 @@
+"""`POST /v1/gemini/generate`: generateContent with the caller's own key."""
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.deps import GeminiDep, UserKeysDep
+from app.routes.origin import record_key_origin
+from providers import ProviderName
+
+router = APIRouter(prefix="/v1/gemini", tags=["gemini"])
+
+
+class GenerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=100_000)
+    model: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[\w.\-/]+$")
+
+    @field_validator("model")
+    @classmethod
+    def _no_path_segments(cls, value: str | None) -> str | None:
+        # The model name becomes part of the upstream URL path: no '..' or empty segments.
+        if value is not None and any(part in ("", ".", "..") for part in value.split("/")):
+            raise ValueError("must be a model name such as gemini-2.5-flash")
+        return value
+
+
+class GenerateOut(BaseModel):
+    text: str
+    model: str
+
+
+@router.post("/generate")
+async def generate(
+    body: GenerateIn, request: Request, response: Response, gemini: GeminiDep, keys: UserKeysDep
+) -> GenerateOut:
+    """One user turn to Gemini; the answer's text."""
+    model = body.model or request.app.state.container.settings().gemini_default_model
+    answer = await gemini.generate(body.prompt, model)
+    record_key_origin(response, keys, ProviderName.GEMINI)
+    return GenerateOut(text=answer.text, model=answer.model)

@@ -1,0 +1,185 @@
+"""The request-scoped provider: once per request, lazy, isolated, and a clear error outside."""
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from dependency_injector import providers as di
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import Engine, event
+
+from app.deps import UserKeysDep
+from app.errors import OutsideRequestScope
+from app.scope import RequestScoped, request_scope
+from app.security.envelope import EnvelopeCipher, Sealed
+from app.testing import StaticUserKeys
+from containers import Container
+from providers import ProviderName
+from providers.fakes import FakeUpstreams
+
+pytestmark = pytest.mark.anyio
+
+Auth = Callable[[str], dict[str, str]]
+
+
+def test_outside_a_request_is_a_clear_error(container: Container) -> None:
+    """Asking for UserKeys with no request scope open names the problem and the fix."""
+    with pytest.raises(OutsideRequestScope, match="request_scope"):
+        container.user_keys()
+
+
+async def test_once_per_scope_and_shared_by_concurrent_awaits() -> None:
+    """Ten concurrent resolutions in one scope share one load; another scope loads again."""
+    calls = 0
+
+    async def load() -> object:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return object()
+
+    provider = RequestScoped(load)
+    with request_scope():
+        values = await asyncio.gather(*(provider() for _ in range(10)))
+    assert calls == 1
+    assert all(v is values[0] for v in values)
+    with request_scope():
+        other = await provider()
+    assert calls == 2
+    assert other is not values[0]
+
+
+async def test_closed_scope_refuses_new_values() -> None:
+    """A task that outlives its request cannot create request-scoped values afterwards."""
+    provider = RequestScoped(lambda: object())
+    with request_scope() as scope:
+        provider()
+    with pytest.raises(OutsideRequestScope, match="already closed"):
+        scope.get_or_create(provider, object)
+
+
+async def test_failed_load_is_shared_and_not_left_unretrieved() -> None:
+    """A load that raises raises for every consumer in the request, and closing stays quiet."""
+
+    async def load() -> object:
+        raise LookupError("boom")
+
+    provider = RequestScoped(load)
+    with request_scope():
+        for _ in range(2):
+            with pytest.raises(LookupError):
+                await provider()
+
+
+class CountingCipher(EnvelopeCipher):
+    """Counts decryptions (overrides `cipher` through the container)."""
+
+    opened = 0
+
+    def open(self, sealed: Sealed, *, owner: str, provider: str) -> str:
+        type(self).opened += 1
+        return super().open(sealed, owner=owner, provider=provider)
+
+
+@pytest.fixture
+def queries(clean_engine: Engine) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(clean_engine, "before_cursor_execute", record)
+    yield statements
+    event.remove(clean_engine, "before_cursor_execute", record)
+
+
+async def test_lazy_a_request_without_clients_decrypts_and_queries_nothing(
+    container: Container, auth: Auth, queries: list[str]
+) -> None:
+    """Listing keys decrypts nothing; a warm-cache provider call queries nothing and decrypts
+    only the provider it uses."""
+    container.cipher.override(di.Singleton(CountingCipher, container.keyring))
+    CountingCipher.opened = 0
+    app = _app(container)
+    async with _client(app) as client:
+        for provider in ("gemini", "exa"):
+            await client.put(f"/v1/keys/{provider}", json={"api_key": f"{provider}-0123456789ab"}, headers=auth("alice"))
+        await client.get("/v1/keys", headers=auth("alice"))
+        assert CountingCipher.opened == 0
+        queries.clear()
+        response = await client.post("/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("alice"))
+        assert response.status_code == 200
+    assert queries == []
+    assert CountingCipher.opened == 1
+
+
+async def test_cache_miss_costs_exactly_one_query(
+    container: Container, auth: Auth, queries: list[str]
+) -> None:
+    """With a cold record cache, resolving UserKeys for a provider call is one SELECT."""
+    app = _app(container)
+    async with _client(app) as client:
+        await client.put("/v1/keys/exa", json={"api_key": "exa-0123456789ab"}, headers=auth("bob"))
+        container.record_cache().clear()
+        queries.clear()
+        response = await client.post("/v1/exa/search", json={"query": "hi"}, headers=auth("bob"))
+        assert response.status_code == 200
+    assert len(queries) == 1
+    assert queries[0].lstrip().upper().startswith("SELECT")
+
+
+async def test_override_user_keys_with_a_plain_object(
+    container: Container, auth: Auth, upstreams: FakeUpstreams
+) -> None:
+    """Override style 1: a fixed UserKeys for every request (no database involved)."""
+    fixed = StaticUserKeys("tester", {ProviderName.EXA: "exa-fixed-0123456789"})
+    container.user_keys.override(di.Object(fixed))
+    async with _client(_app(container)) as client:
+        response = await client.post("/v1/exa/search", json={"query": "hi"}, headers=auth("anyone"))
+    assert response.status_code == 200
+    assert [r.key for r in upstreams.records()] == ["exa-fixed-0123456789"]
+
+
+async def test_override_a_client_with_a_fake(container: Container, auth: Auth) -> None:
+    """Override a provider client directly: the route gets the fake, nothing goes upstream."""
+
+    class FakeExa:
+        async def search(self, query: str, num_results: int) -> list[Any]:
+            from providers.exa import ExaResult
+
+            return [ExaResult(title=f"fake {query}", url="https://example.test")]
+
+    container.exa_client.override(di.Factory(FakeExa))
+    container.user_keys.override(di.Object(StaticUserKeys("t", {ProviderName.EXA: "unused-0123456789"})))
+    async with _client(_app(container)) as client:
+        response = await client.post("/v1/exa/search", json={"query": "q"}, headers=auth("anyone"))
+    assert response.json() == {"results": [{"title": "fake q", "url": "https://example.test"}]}
+
+
+async def test_def_endpoint_sees_its_own_request_values(container: Container, auth: Auth) -> None:
+    """A `def` endpoint in the thread pool receives the UserKeys of its own request."""
+    router = APIRouter()
+
+    @router.get("/whoami")
+    def whoami(keys: UserKeysDep) -> dict[str, str]:
+        return {"user": keys.user_id}
+
+    app = _app(container)
+    app.include_router(router)
+    async with _client(app) as client:
+        answers = await asyncio.gather(
+            *(client.get("/whoami", headers=auth(f"u{i}")) for i in range(30))
+        )
+    assert [a.json()["user"] for a in answers] == [f"u{i}" for i in range(30)]
+
+
+def _app(container: Container) -> FastAPI:
+    from app.main import create_app
+
+    return create_app(container)
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
