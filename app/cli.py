@@ -152,8 +152,22 @@ def _rewrap_all(store: "KeyStore", pending: int, batch_size: int) -> tuple[int, 
     return rewrapped, changed, unreadable
 
 
+@cli.command()
+def demo(
+    users: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    requests: Annotated[int, typer.Option("--requests", min=1, max=100, help="Per user.")] = 5,
+) -> None:
+    """End-to-end demo on loopback fakes: many users, concurrent requests, who got which key."""
+    from app.demo import run_demo
+
+    problems = run_demo(users, requests, Console())
+    if problems:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
     try:
         cli()
     except ConfigurationError as exc:

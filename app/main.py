@@ -11,6 +11,9 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from app.keys.router import router as keys_router
+from app.legacy.binding import LegacyEnvMiddleware
+from app.legacy.lifecycle import install_legacy_overlay, uninstall_legacy_overlay
+from app.legacy.router import router as legacy_router
 from app.problems import install_error_handlers
 from app.routes import copilotkit, exa, gemini, health
 from app.scope import RequestScopeMiddleware
@@ -25,12 +28,18 @@ def create_app(container: Container | None = None) -> FastAPI:
     settings.check_production()
     container.keyring()  # a bad keyring fails here, at start-up, not on the first request
 
+    legacy = settings.legacy_env == "overlay"
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(_report_unknown_key_ids, container)
+        if legacy:
+            install_legacy_overlay(container)
         try:
             yield
         finally:
+            if legacy:
+                uninstall_legacy_overlay()
             await container.http().aclose()
             container.engine().dispose()
 
@@ -41,7 +50,10 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(keys_router)
     for provider_router in (gemini.router, exa.router, copilotkit.router):
         app.include_router(provider_router)
-    app.add_middleware(RequestScopeMiddleware)
+    if legacy:
+        app.include_router(legacy_router)
+        app.add_middleware(LegacyEnvMiddleware, container=container)
+    app.add_middleware(RequestScopeMiddleware)  # added last: the outermost, opens the scope
     return app
 
 

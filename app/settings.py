@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_leeway: int = Field(default=30, ge=0, le=600)
     legacy_env: Literal["off", "overlay"] = "off"
+    # Managed names outside a request: absent (production default), raise (strict tests),
+    # passthrough (local default: CLIs and scripts see the real environment).
+    legacy_outside_request: Literal["absent", "raise", "passthrough"] | None = None
     gemini_base_url: str = GEMINI_DEFAULT_BASE_URL
     exa_base_url: str = EXA_DEFAULT_BASE_URL
     copilotkit_base_url: str = COPILOTKIT_DEFAULT_RUNTIME_URL

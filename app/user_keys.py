@@ -81,7 +81,8 @@ class KeyPolicy:
 class UserKeys:
     """Immutable view of one user's keys for one request; decrypts on first use per provider."""
 
-    __slots__ = ("_cipher", "_lock", "_opened", "_policy", "_records", "user_id")
+    # __weakref__: the legacy overlay ties request-local env writes to this object's lifetime.
+    __slots__ = ("__weakref__", "_cipher", "_lock", "_opened", "_policy", "_records", "user_id")
 
     def __init__(
         self, user_id: str, records: UserRecords, cipher: EnvelopeCipher, policy: KeyPolicy
@@ -112,6 +113,11 @@ class UserKeys:
                 f"store one with PUT /v1/keys/{provider.value}."
             )
         return resolved
+
+    def secret_for(self, provider: ProviderName) -> str | None:
+        """The plaintext key or None: the legacy overlay's `KeySource` view of this object."""
+        resolved = self.get(provider)
+        return resolved.secret.reveal() if resolved is not None else None
 
     def has_stored(self, provider: ProviderName) -> bool:
         return provider in self._records

@@ -115,3 +115,19 @@ def test_token_without_secret_is_a_clear_error(tmp_path: Path) -> None:
     result = _keyscope("token", "bob", cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert "KEYSCOPE_JWT_SECRET" in result.stderr
+
+
+def test_demo_reports_zero_wrong_keys() -> None:
+    """`keyscope demo` on loopback fakes: every upstream call carried its user's key."""
+    import io
+
+    from rich.console import Console
+
+    from app.demo import run_demo
+
+    out = io.StringIO()
+    problems = run_demo(6, 4, Console(file=out, width=120))
+    assert problems == 0
+    text = out.getvalue()
+    assert "24 concurrent requests" in text
+    assert "0 wrong keys" in text

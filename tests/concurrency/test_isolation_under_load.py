@@ -27,7 +27,7 @@ from app.user_keys import KeyPolicy, UserKeys, load_user_keys
 from containers import Container
 from providers import ProviderName
 from providers.fakes import FakeUpstreams, UpstreamRecord
-from tests.live_server import live_server
+from app.live_server import live_server
 from tests.probe_routes import router as probe_router
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -1,4 +1,5 @@
-"""Run an ASGI app under a real uvicorn server on a loopback port, in a background thread."""
+"""Run an ASGI app under a real uvicorn server on a loopback port, in a background thread
+(`keyscope demo` and the concurrency tests)."""
 
 import socket
 import threading

@@ -1,0 +1,63 @@
+"""Binds the legacy overlay to the request scope: managed names read the request's UserKeys.
+
+`LegacyEnvMiddleware` (pure ASGI, inside `RequestScopeMiddleware`) resolves the caller's
+`UserKeys` for every request that carries a bearer token, so legacy code anywhere in the app
+needs no change. Resolving loads the user's *encrypted* records (from the per-process cache,
+else one query) and is the same task the route's own dependencies await, so the load still
+happens at most once per request; nothing is decrypted until a managed name is read.
+"""
+
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.errors import AppError
+from app.scope import current_scope_or_none
+from providers import ProviderName
+
+if TYPE_CHECKING:
+    from app.legacy.overlay import KeySource
+    from containers import Container
+
+_SOURCE_SLOT = object()  # where the request's KeySource lives in its RequestScope
+
+
+class NoKeys:
+    """The KeySource of a request without a (valid) token: every managed name is absent.
+
+    One per request, never shared: the overlay keeps request-local env writes per source."""
+
+    __slots__ = ("__weakref__",)
+
+    def secret_for(self, provider: ProviderName) -> str | None:  # noqa: ARG002  # the protocol's signature
+        return None
+
+
+def current_source() -> "KeySource | None":
+    """The running request's KeySource, or None outside any request (the overlay's hook)."""
+    scope = current_scope_or_none()
+    if scope is None:
+        return None
+    source: KeySource = scope.get_or_create(_SOURCE_SLOT, NoKeys)
+    return source
+
+
+class LegacyEnvMiddleware:
+    """Binds the caller's UserKeys as the request's KeySource before the route runs."""
+
+    def __init__(self, app: ASGIApp, container: "Container") -> None:
+        self.app = app
+        self.container = container
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = current_scope_or_none()
+        if scope["type"] == "http" and request is not None and request.bearer_token():
+            try:
+                keys = await self.container.user_keys()
+            except AppError:
+                # Bad token, database down: legacy reads see nothing; the route's own
+                # dependencies report the error if the route needs the keys.
+                pass
+            else:
+                request.provide(_SOURCE_SLOT, keys)
+        await self.app(scope, receive, send)
