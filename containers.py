@@ -16,7 +16,6 @@ from dependency_injector import containers
 from dependency_injector import providers as di  # not to be confused with our `providers`
 
 from app.db import make_engine
-from app.user_keys import UserKeys
 from app.keys.cache import RecordCache
 from app.keys.records import UserRecords
 from app.keys.store import KeyStore
@@ -26,7 +25,7 @@ from app.security.envelope import EnvelopeCipher
 from app.security.keyring import Keyring
 from app.security.tokens import Principal, TokenVerifier
 from app.settings import Settings
-from app.user_keys import KeyPolicy, load_user_keys
+from app.user_keys import KeyPolicy, UserKeys, load_user_keys
 from providers import ProviderName
 from providers.copilotkit import CopilotKitClient
 from providers.exa import ExaClient

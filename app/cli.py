@@ -2,6 +2,8 @@
 
 import logging
 import sys
+from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -162,6 +164,30 @@ def demo(
 
     problems = run_demo(users, requests, Console())
     if problems:
+        raise typer.Exit(code=1)
+
+
+legacy_cli = typer.Typer(help="Tools for retiring the legacy os.environ overlay.")
+cli.add_typer(legacy_cli, name="legacy")
+
+
+@legacy_cli.command("scan")
+def legacy_scan(
+    path: Annotated[Path, typer.Argument(exists=True, help="A .py file or a directory.")],
+) -> None:
+    """List legacy env reads of managed names and what no overlay can fix, `file:line` each.
+
+    Exits 1 when anything is found (so CI can gate on it), 0 when the code is clean.
+    """
+    from app.legacy.scan import scan_path
+
+    findings = scan_path(path)
+    for finding in findings:
+        typer.echo(str(finding))
+    kinds = Counter(f.kind.value for f in findings)
+    summary = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "nothing found"
+    console.print(f"{len(findings)} finding(s) under {path}: {summary}")
+    if findings:
         raise typer.Exit(code=1)
 
 

@@ -32,9 +32,7 @@ class RateLimited(ProviderError):
     status = 429
     title = "Provider rate limit"
 
-    def __init__(
-        self, provider: ProviderName, detail: str, retry_after: int | None = None
-    ) -> None:
+    def __init__(self, provider: ProviderName, detail: str, retry_after: int | None = None) -> None:
         super().__init__(provider, detail)
         self.retry_after = retry_after
 
@@ -58,3 +56,27 @@ class UpstreamTimeout(ProviderError):
 
     status = 504
     title = "Provider timed out"
+
+
+def error_for_status(
+    provider: ProviderName,
+    status: int,
+    *,
+    retry_after: int | None = None,
+    upstream_detail: str | None = None,
+) -> ProviderError:
+    """Map an upstream HTTP status to our error family.
+
+    `upstream_detail` must already be free of secrets (callers redact it); it is appended so
+    an operator can tell "unknown model" from "malformed body" without a debugger.
+    """
+    suffix = f": {upstream_detail}" if upstream_detail else ""
+    if status in (401, 403):
+        return KeyRejected(provider, f"upstream answered {status}{suffix}")
+    if status == 429:
+        return RateLimited(provider, f"upstream answered 429{suffix}", retry_after)
+    if status in (408, 504):
+        return UpstreamTimeout(provider, f"upstream answered {status}{suffix}")
+    if 400 <= status < 500:
+        return BadUpstreamRequest(provider, f"upstream answered {status}{suffix}")
+    return Unavailable(provider, f"upstream answered {status}{suffix}")

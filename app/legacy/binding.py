@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import AppError
+from app.errors import AppError, OutsideRequestScope
 from app.scope import current_scope_or_none
 from providers import ProviderName
 
@@ -38,7 +38,12 @@ def current_source() -> "KeySource | None":
     scope = current_scope_or_none()
     if scope is None:
         return None
-    source: KeySource = scope.get_or_create(_SOURCE_SLOT, NoKeys)
+    try:
+        source: KeySource = scope.get_or_create(_SOURCE_SLOT, NoKeys)
+    except OutsideRequestScope:
+        # A task that outlived its request: treated as outside any request. This hook runs
+        # inside os.getenv, where an exception would break the legacy code instead.
+        return None
     return source
 
 

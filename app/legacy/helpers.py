@@ -179,4 +179,3 @@ __all__ = [
     "subprocess_env",
     "unpatch_genai_configure",
 ]
-

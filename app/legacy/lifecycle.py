@@ -14,6 +14,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("keyscope.legacy")
 
 
+class _BothKeyNamesFilter(logging.Filter):
+    """google-genai warns on every client when GOOGLE_API_KEY and GEMINI_API_KEY are both set.
+    Under the overlay both always name the same (the user's) key, so the warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Both GOOGLE_API_KEY and GEMINI_API_KEY are set")
+
+
+_genai_filter = _BothKeyNamesFilter()
+_GENAI_LOGGER = "google_genai._api_client"
+
+
 def install_legacy_overlay(container: "Container") -> None:
     settings = container.settings()
     container.key_policy()  # platform keys are read from settings before the overlay hides them
@@ -21,6 +33,7 @@ def install_legacy_overlay(container: "Container") -> None:
         "absent" if settings.is_production else "passthrough"
     )
     overlay.install(current_source, outside_request=overlay.OutsideRequest(mode))
+    logging.getLogger(_GENAI_LOGGER).addFilter(_genai_filter)
     gemini_service.configure(gemini_http_options(settings.gemini_base_url, container.http()))
     log.warning(
         "legacy env overlay installed: GEMINI_API_KEY, GOOGLE_API_KEY, EXA_API_KEY and "
@@ -39,3 +52,4 @@ def uninstall_legacy_overlay() -> None:
             ", ".join(f"{site}={n}" for site, n in busiest),
         )
     overlay.uninstall()
+    logging.getLogger(_GENAI_LOGGER).removeFilter(_genai_filter)

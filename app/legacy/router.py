@@ -24,7 +24,7 @@ router = APIRouter(
 
 
 @contextmanager
-def _translated() -> Iterator[None]:
+def legacy_errors() -> Iterator[None]:
     """Legacy code raises SDK errors; the service answers with its own problems."""
     try:
         yield
@@ -46,7 +46,7 @@ def _model(body: GenerateIn, request: Request) -> str:
 def generate(body: GenerateIn, request: Request) -> GenerateOut:
     """Sync legacy code in a `def` endpoint (the thread pool copies the request's context)."""
     model = _model(body, request)
-    with _translated():
+    with legacy_errors():
         return GenerateOut(text=gemini_service.generate_content(body.prompt, model), model=model)
 
 
@@ -54,7 +54,7 @@ def generate(body: GenerateIn, request: Request) -> GenerateOut:
 async def generate_async(body: GenerateIn, request: Request) -> GenerateOut:
     """Async legacy code in an `async def` endpoint."""
     model = _model(body, request)
-    with _translated():
+    with legacy_errors():
         text = await gemini_service.agenerate_content(body.prompt, model)
     return GenerateOut(text=text, model=model)
 
@@ -68,7 +68,7 @@ async def stream(body: GenerateIn, request: Request) -> StreamingResponse:
     async def chunks() -> AsyncIterator[bytes]:
         yield b""
         try:
-            with _translated():
+            with legacy_errors():
                 text = await gemini_service.agenerate_content(body.prompt, model)
         except Exception as exc:  # the status line is sent: end the body with the reason
             yield f"error: {type(exc).__name__}".encode()

@@ -35,8 +35,7 @@ FIX: Final[dict[FindingKind, str]] = {
         "read it inside the function that uses it (per request), or inject the key"
     ),
     FindingKind.CACHED_SETTINGS: (
-        "drop the cache, or cache only key-free settings and take keys per request from "
-        "UserKeys"
+        "drop the cache, or cache only key-free settings and take keys per request from UserKeys"
     ),
     FindingKind.MODULE_SETTINGS: (
         "build settings that hold provider keys per request (a dependency), or keep provider "
@@ -51,15 +50,13 @@ FIX: Final[dict[FindingKind, str]] = {
         "app.legacy.helpers.patch_genai_configure() makes configure() per request"
     ),
     FindingKind.RAW_THREAD: (
-        "use app.legacy.helpers.start_thread() / ContextThread, which carry the request's "
-        "context"
+        "use app.legacy.helpers.start_thread() / ContextThread, which carry the request's context"
     ),
     FindingKind.THREAD_POOL: (
         "use app.legacy.helpers.ContextThreadPoolExecutor, or asyncio.to_thread"
     ),
     FindingKind.RUN_IN_EXECUTOR: (
-        "use app.legacy.helpers.run_in_executor(loop, executor, fn, *args), or "
-        "asyncio.to_thread"
+        "use app.legacy.helpers.run_in_executor(loop, executor, fn, *args), or asyncio.to_thread"
     ),
     FindingKind.ENVIRONB: "read os.environ (str) instead, or inject the key",
     FindingKind.SUBPROCESS_ENV: (

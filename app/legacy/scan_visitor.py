@@ -230,7 +230,9 @@ class _Visitor(ast.NodeVisitor):
             if reads or builds:
                 what = "reads a managed name" if reads else "builds settings"
                 self.report(
-                    decorator, FindingKind.CACHED_SETTINGS, cache,
+                    decorator,
+                    FindingKind.CACHED_SETTINGS,
+                    cache,
                     f"@{cache.rsplit('.', 1)[-1]} on {node.name}() {what}: the first caller's "
                     "key is cached for every later user",
                 )
@@ -247,33 +249,62 @@ class _Visitor(ast.NodeVisitor):
             if name is not None:
                 self.report(node, FindingKind.ENV_WRITE, name, f"{dotted}({name!r})")
         if dotted in GENAI_CONFIGURE:
-            self.report(node, FindingKind.GENAI_CONFIGURE, dotted,
-                        "genai.configure() sets the key for the whole process")
+            self.report(
+                node,
+                FindingKind.GENAI_CONFIGURE,
+                dotted,
+                "genai.configure() sets the key for the whole process",
+            )
         elif dotted in RAW_THREADS:
-            self.report(node, FindingKind.RAW_THREAD, dotted,
-                        "a new thread starts without the request's context: managed names "
-                        "read as absent there")
+            self.report(
+                node,
+                FindingKind.RAW_THREAD,
+                dotted,
+                "a new thread starts without the request's context: managed names "
+                "read as absent there",
+            )
         elif dotted in THREAD_POOLS:
-            self.report(node, FindingKind.THREAD_POOL, dotted,
-                        "submit() runs tasks without the submitter's context: managed names "
-                        "read as absent there")
-        elif isinstance(node.func, ast.Attribute) and node.func.attr == "run_in_executor" and (
-            dotted is None or not dotted.startswith("app.legacy.")
+            self.report(
+                node,
+                FindingKind.THREAD_POOL,
+                dotted,
+                "submit() runs tasks without the submitter's context: managed names "
+                "read as absent there",
+            )
+        elif (
+            isinstance(node.func, ast.Attribute)
+            and node.func.attr == "run_in_executor"
+            and (dotted is None or not dotted.startswith("app.legacy."))
         ):
-            self.report(node, FindingKind.RUN_IN_EXECUTOR, "run_in_executor",
-                        "loop.run_in_executor() drops the request's context: managed names "
-                        "read as absent there")
+            self.report(
+                node,
+                FindingKind.RUN_IN_EXECUTOR,
+                "run_in_executor",
+                "loop.run_in_executor() drops the request's context: managed names "
+                "read as absent there",
+            )
         elif dotted in PROCESS_STARTERS and not _passes_env(node):
-            self.report(node, FindingKind.SUBPROCESS_ENV, dotted,
-                        "the child inherits the process environment, which never holds the "
-                        "request's key")
+            self.report(
+                node,
+                FindingKind.SUBPROCESS_ENV,
+                dotted,
+                "the child inherits the process environment, which never holds the request's key",
+            )
         elif self.at_import and dotted in CLIENT_CONSTRUCTORS:
-            self.report(node, FindingKind.MODULE_CLIENT, dotted,
-                        "an SDK client built at import time holds one key for every user")
+            self.report(
+                node,
+                FindingKind.MODULE_CLIENT,
+                dotted,
+                "an SDK client built at import time holds one key for every user",
+            )
         elif self.at_import and self.is_settings_call(node):
             name = dotted or ast.unparse(node.func)
-            self.report(node, FindingKind.MODULE_SETTINGS, name,
-                        "settings built at import time read the env once, outside any request")
+            self.report(
+                node,
+                FindingKind.MODULE_SETTINGS,
+                name,
+                "settings built at import time read the env once, outside any request",
+            )
         self.generic_visit(node)
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
@@ -282,8 +313,9 @@ class _Visitor(ast.NodeVisitor):
             if name is not None and isinstance(node.ctx, ast.Load):
                 self.report_read(node, name)
             elif name is not None:
-                self.report(node, FindingKind.ENV_WRITE, name,
-                            f"os.environ[{name!r}] is written or deleted")
+                self.report(
+                    node, FindingKind.ENV_WRITE, name, f"os.environ[{name!r}] is written or deleted"
+                )
         self.generic_visit(node)
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -294,23 +326,39 @@ class _Visitor(ast.NodeVisitor):
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if self.dotted(node) in RAW_BYTES_ENV:
-            self.report(node, FindingKind.ENVIRONB, f"os.{node.attr}",
-                        "the bytes environment is not overlaid: it never holds the request's key")
+            self.report(
+                node,
+                FindingKind.ENVIRONB,
+                f"os.{node.attr}",
+                "the bytes environment is not overlaid: it never holds the request's key",
+            )
             return  # `os.environb.get` is one finding, not two
         self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load) and self.imports.get(node.id) in RAW_BYTES_ENV:
-            self.report(node, FindingKind.ENVIRONB, f"os.{node.id}",
-                        "the bytes environment is not overlaid: it never holds the request's key")
+            self.report(
+                node,
+                FindingKind.ENVIRONB,
+                f"os.{node.id}",
+                "the bytes environment is not overlaid: it never holds the request's key",
+            )
 
     def report_read(self, node: ast.AST, name: str) -> None:
         if self.at_import:
-            self.report(node, FindingKind.IMPORT_TIME_READ, name,
-                        f"{name} is read at import time, outside any request, and kept")
+            self.report(
+                node,
+                FindingKind.IMPORT_TIME_READ,
+                name,
+                f"{name} is read at import time, outside any request, and kept",
+            )
         else:
-            self.report(node, FindingKind.ENV_READ, name,
-                        f"{name} is read from the environment (served by the legacy overlay)")
+            self.report(
+                node,
+                FindingKind.ENV_READ,
+                name,
+                f"{name} is read from the environment (served by the legacy overlay)",
+            )
 
 
 _NEW_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)

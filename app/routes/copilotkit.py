@@ -28,8 +28,10 @@ class CopilotKitConfig(BaseModel):
 
 
 @router.get("/config")
-async def config(response: Response, copilotkit: CopilotKitDep, keys: UserKeysDep) -> CopilotKitConfig:
-    """The caller's Copilot Cloud public key (`ck_pub_…`: publishable by design) for the frontend."""
+async def config(
+    response: Response, copilotkit: CopilotKitDep, keys: UserKeysDep
+) -> CopilotKitConfig:
+    """The caller's Copilot Cloud public key (`ck_pub_…`, publishable by design), for the UI."""
     record_key_origin(response, keys, ProviderName.COPILOTKIT)
     return CopilotKitConfig(
         public_api_key=copilotkit.public_key,
@@ -39,7 +41,9 @@ async def config(response: Response, copilotkit: CopilotKitDep, keys: UserKeysDe
 
 
 @router.post("/runtime")
-async def runtime(request: Request, copilotkit: CopilotKitDep, keys: UserKeysDep) -> StreamingResponse:
+async def runtime(
+    request: Request, copilotkit: CopilotKitDep, keys: UserKeysDep
+) -> StreamingResponse:
     """Forward the body to Copilot Cloud with the caller's key; stream the answer back."""
     body = await _bounded_body(request)
     upstream = await copilotkit.stream(

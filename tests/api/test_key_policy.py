@@ -50,15 +50,19 @@ def client_with(
 async def test_production_never_uses_the_operator_key_by_default(
     client_with: Callable[..., Any], auth: Auth, upstreams: FakeUpstreams
 ) -> None:
-    """Production without KEYSCOPE_PLATFORM_FALLBACK: a keyless user gets 409, upstream sees nothing."""
+    """Production, no KEYSCOPE_PLATFORM_FALLBACK: a keyless user gets 409, upstream sees nothing."""
     async with client_with() as client:
-        response = await client.post("/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("u"))
+        response = await client.post(
+            "/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("u")
+        )
     assert response.status_code == 409
     assert upstreams.records() == []
 
 
 async def test_fallback_is_per_provider_and_recorded(
-    client_with: Callable[..., Any], auth: Auth, upstreams: FakeUpstreams,
+    client_with: Callable[..., Any],
+    auth: Auth,
+    upstreams: FakeUpstreams,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Fallback for gemini only: gemini uses the operator key (header says so), exa stays 409."""
@@ -79,8 +83,12 @@ async def test_user_key_wins_over_fallback(
 ) -> None:
     """With fallback allowed, a user who stored a key still uses their own."""
     async with client_with(platform_fallback="gemini") as client:
-        await client.put("/v1/keys/gemini", json={"api_key": "mine-0123456789abc"}, headers=auth("u"))
-        response = await client.post("/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("u"))
+        await client.put(
+            "/v1/keys/gemini", json={"api_key": "mine-0123456789abc"}, headers=auth("u")
+        )
+        response = await client.post(
+            "/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("u")
+        )
     assert response.headers[KEY_ORIGIN_HEADER] == "user"
     assert [r.key for r in upstreams.records()] == ["mine-0123456789abc"]
 
@@ -105,15 +113,21 @@ async def test_decrypt_failure_never_falls_back(
     from app.keys.models import provider_keys
 
     async with client_with(platform_fallback="gemini") as client:
-        await client.put("/v1/keys/gemini", json={"api_key": "mine-0123456789abc"}, headers=auth("u"))
+        await client.put(
+            "/v1/keys/gemini", json={"api_key": "mine-0123456789abc"}, headers=auth("u")
+        )
         with clean_engine.begin() as conn:
             conn.execute(update(provider_keys).values(key_id="gone"))
-        response = await client.post("/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("other"))
+        response = await client.post(
+            "/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("other")
+        )
         assert response.headers[KEY_ORIGIN_HEADER] == "platform"  # a keyless user: fallback
         upstreams.clear()
         # Bypass the record cache the PUT left warm for "u": a new app reads the tampered row.
     async with client_with(platform_fallback="gemini") as client:
-        response = await client.post("/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("u"))
+        response = await client.post(
+            "/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("u")
+        )
     assert response.status_code == 409
     assert response.json()["type"].endswith("/key-unreadable")
     assert "'gone'" in response.json()["detail"]

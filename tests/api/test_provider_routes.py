@@ -37,7 +37,10 @@ async def test_gemini_generate_uses_the_callers_key(
         assert response.status_code == 200, response.text
         assert response.json() == {"text": f"echo: hello from {user}", "model": "gemini-2.5-flash"}
         assert response.headers[KEY_ORIGIN_HEADER] == "user"
-    seen = [(r.key, r.json()["contents"][0]["parts"][0]["text"]) for r in upstreams.records(ProviderName.GEMINI)]
+    seen = [
+        (r.key, r.json()["contents"][0]["parts"][0]["text"])
+        for r in upstreams.records(ProviderName.GEMINI)
+    ]
     assert seen == [
         ("gemini-alice-0123456789", "hello from alice"),
         ("gemini-bob-0123456789", "hello from bob"),
@@ -94,8 +97,13 @@ async def test_copilotkit_config_and_streaming_runtime(
     ],
 )
 async def test_missing_key_is_409_and_nothing_goes_upstream(
-    client: httpx.AsyncClient, auth: Auth, upstreams: FakeUpstreams,
-    method: str, path: str, body: object, provider: str,
+    client: httpx.AsyncClient,
+    auth: Auth,
+    upstreams: FakeUpstreams,
+    method: str,
+    path: str,
+    body: object,
+    provider: str,
 ) -> None:
     """Without a stored key (production, no fallback) the caller is told to store one."""
     response = await client.request(method, path, json=body, headers=auth("keyless"))
@@ -138,7 +146,9 @@ async def test_unknown_model_is_400(client: httpx.AsyncClient, auth: Auth) -> No
     """A model Gemini does not know is the caller's 400, not a 500."""
     await _store(client, auth, "alice", "gemini", "gemini-alice-0123456789")
     response = await client.post(
-        "/v1/gemini/generate", json={"prompt": "hi", "model": "missing-model"}, headers=auth("alice")
+        "/v1/gemini/generate",
+        json={"prompt": "hi", "model": "missing-model"},
+        headers=auth("alice"),
     )
     assert response.status_code == 400
 
@@ -170,18 +180,24 @@ async def test_upstream_timeout_is_504(
     """An upstream slower than the configured timeout is a 504 problem."""
     settings = make_settings(database_url, upstream_timeout=0.5, **upstream_urls(upstreams))
     app = create_app(Container(settings=di.Object(settings), engine=di.Object(clean_engine)))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         await _store(client, auth, "alice", "exa", "slow-0123456789")
         response = await client.post("/v1/exa/search", json={"query": "hi"}, headers=auth("alice"))
     assert response.status_code == 504
     assert response.json()["provider"] == "exa"
 
 
-async def test_unreachable_upstream_is_502(clean_engine: Engine, database_url: str, auth: Auth) -> None:
+async def test_unreachable_upstream_is_502(
+    clean_engine: Engine, database_url: str, auth: Auth
+) -> None:
     """A closed port upstream is a 502 problem."""
     settings = make_settings(database_url, exa_base_url="http://127.0.0.1:9")
     app = create_app(Container(settings=di.Object(settings), engine=di.Object(clean_engine)))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
         await _store(client, auth, "alice", "exa", "exa-alice-0123456789")
         response = await client.post("/v1/exa/search", json={"query": "hi"}, headers=auth("alice"))
     assert response.status_code == 502

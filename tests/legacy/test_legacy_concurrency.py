@@ -56,9 +56,7 @@ async def legacy_handler() -> Reads:
 def wrong_reads(keys: FakeKeys, reads: Reads) -> list[str]:
     """Which of `reads` did not see exactly `keys`' own value (a description, no values)."""
     return [
-        f"{keys.user}:{name}"
-        for name, seen in reads
-        if seen != keys.secret_for(PROVIDER_OF[name])
+        f"{keys.user}:{name}" for name, seen in reads if seen != keys.secret_for(PROVIDER_OF[name])
     ]
 
 

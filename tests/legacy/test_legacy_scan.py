@@ -99,3 +99,28 @@ def test_names_resolve_through_imports_only() -> None:
         "    return getenv('GEMINI_API_KEY'), cfg.environ['EXA_API_KEY']\n"
     )
     assert scan_source(source, Path("local.py")) == []
+
+
+def test_cli_scan_prints_file_line_for_each_finding_and_exits_1() -> None:
+    """`keyscope legacy scan PATH` prints one `file:line` row per finding, exit 1 when any."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    result = CliRunner().invoke(cli, ["legacy", "scan", str(LEGACY_APP)])
+    assert result.exit_code == 1
+    rows = {line.split(": [")[0] for line in result.stdout.splitlines() if ": [" in line}
+    expected = {f"{LEGACY_APP / name}:{line}" for name, line, _ in expected_sites(LEGACY_APP)}
+    assert rows == expected
+
+
+def test_cli_scan_of_clean_code_exits_0(tmp_path: Path) -> None:
+    """Code that reads no managed name from the environment: no rows, exit 0."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    (tmp_path / "clean.py").write_text("import os\nHOME = os.getenv('HOME')\n")
+    result = CliRunner().invoke(cli, ["legacy", "scan", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert ": [" not in result.stdout

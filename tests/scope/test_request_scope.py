@@ -105,11 +105,17 @@ async def test_lazy_a_request_without_clients_decrypts_and_queries_nothing(
     app = _app(container)
     async with _client(app) as client:
         for provider in ("gemini", "exa"):
-            await client.put(f"/v1/keys/{provider}", json={"api_key": f"{provider}-0123456789ab"}, headers=auth("alice"))
+            await client.put(
+                f"/v1/keys/{provider}",
+                json={"api_key": f"{provider}-0123456789ab"},
+                headers=auth("alice"),
+            )
         await client.get("/v1/keys", headers=auth("alice"))
         assert CountingCipher.opened == 0
         queries.clear()
-        response = await client.post("/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("alice"))
+        response = await client.post(
+            "/v1/gemini/generate", json={"prompt": "hi"}, headers=auth("alice")
+        )
         assert response.status_code == 200
     assert queries == []
     assert CountingCipher.opened == 1
@@ -146,13 +152,15 @@ async def test_override_a_client_with_a_fake(container: Container, auth: Auth) -
     """Override a provider client directly: the route gets the fake, nothing goes upstream."""
 
     class FakeExa:
-        async def search(self, query: str, num_results: int) -> list[Any]:
+        async def search(self, query: str, _num_results: int) -> list[Any]:
             from providers.exa import ExaResult
 
             return [ExaResult(title=f"fake {query}", url="https://example.test")]
 
     container.exa_client.override(di.Factory(FakeExa))
-    container.user_keys.override(di.Object(StaticUserKeys("t", {ProviderName.EXA: "unused-0123456789"})))
+    container.user_keys.override(
+        di.Object(StaticUserKeys("t", {ProviderName.EXA: "unused-0123456789"}))
+    )
     async with _client(_app(container)) as client:
         response = await client.post("/v1/exa/search", json={"query": "q"}, headers=auth("anyone"))
     assert response.json() == {"results": [{"title": "fake q", "url": "https://example.test"}]}

@@ -1,0 +1,1 @@
+"""ASGI modules, one per benchmarked design; each serves `GET /bench/...` and `/bench/stats`."""

@@ -1,0 +1,62 @@
+"""Variants `keyscope-*`: the real app (`create_app(container)`) plus two bench routes.
+
+Configured by the KEYSCOPE_* environment the harness sets: the database (SQLite or
+PostgreSQL), the record cache (`KEYSCOPE_KEY_CACHE_TTL`: large = warm, 0 = one query per
+request) and the legacy overlay (`KEYSCOPE_LEGACY_ENV=overlay`).
+
+* `GET /bench/gemini`: the injected path, `GeminiDep` + `UserKeysDep`, as the real
+  `/v1/gemini/generate` route takes them.
+* `GET /bench/legacy`: legacy-style code that reads `os.getenv("GEMINI_API_KEY")` and builds
+  the client from it; the principal comes from `PrincipalDep` (a legacy app's "current
+  user"). It answers 503 when the overlay is not installed, rather than pretend.
+"""
+
+import os
+from typing import Any
+
+from dependency_injector import providers as di
+from fastapi import HTTPException, Request
+
+from app.deps import GeminiDep, PrincipalDep, UserKeysDep
+from app.legacy import overlay
+from app.main import create_app
+from app.settings import Settings
+from bench.apps.common import Answer, answer, count_queries, stats_router
+from containers import Container
+from providers.gemini import GeminiClient
+
+settings = Settings(_env_file=None)
+container = Container(settings=di.Object(settings))
+count_queries(container.engine())
+app = create_app(container)
+
+
+def _overlay_installed() -> bool:
+    return overlay.is_installed()
+
+
+def _extra() -> dict[str, Any]:
+    return {
+        "legacy_env": settings.legacy_env,
+        "overlay_installed": _overlay_installed(),
+        "key_cache_ttl": settings.key_cache_ttl,
+        "database": container.engine().dialect.name,
+    }
+
+
+app.include_router(stats_router(_extra))
+
+
+@app.get("/bench/gemini")
+async def gemini(client: GeminiDep, keys: UserKeysDep) -> Answer:
+    return answer(keys.user_id, client)
+
+
+@app.get("/bench/legacy")
+async def legacy(principal: PrincipalDep, request: Request) -> Answer:
+    if not _overlay_installed():
+        raise HTTPException(503, "the legacy overlay is not installed by create_app")
+    key = os.getenv("GEMINI_API_KEY")
+    http = request.app.state.container.http()
+    client = GeminiClient(key, base_url=settings.gemini_base_url, http=http) if key else None
+    return answer(principal.subject, client)

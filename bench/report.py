@@ -1,0 +1,260 @@
+"""Summaries of the measured rounds, the targets of issue 5, and the markdown/JSON output."""
+
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.load import LoadResult
+from bench.wrongkey import CheckResult
+
+
+@dataclass
+class Round:
+    variant: str
+    number: int
+    load: LoadResult
+    served: int  # bench requests the server counted during the period
+    queries: int  # SQL statements the server sent during the period
+    cpu_seconds: float
+    check: CheckResult | None
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_seconds * 1e6 / self.served if self.served else float("nan")
+
+
+@dataclass
+class Summary:
+    variant: str
+    label: str
+    rounds: list[Round]
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    cpu_us: float = 0.0
+    rps_ratio: float = float("nan")
+    cpu_ratio: float = float("nan")
+    served: int = 0
+    queries: int = 0
+    errors: int = 0
+    check: CheckResult | None = None
+
+    @classmethod
+    def of(cls, variant: str, label: str, rounds: list[Round]) -> "Summary":
+        summary = cls(variant, label, rounds)
+        summary.rps = statistics.median(r.load.rps for r in rounds)
+        summary.p50_ms = statistics.median(r.load.p50_ms for r in rounds)
+        summary.p99_ms = statistics.median(r.load.p99_ms for r in rounds)
+        summary.cpu_us = statistics.median(r.cpu_us_per_request for r in rounds)
+        summary.served = sum(r.served for r in rounds)
+        summary.queries = sum(r.queries for r in rounds)
+        summary.errors = sum(r.load.errors for r in rounds)
+        checks = [r.check for r in rounds if r.check is not None]
+        if checks:
+            summary.check = CheckResult()
+            for one in checks:
+                summary.check.add(one)
+        return summary
+
+    @property
+    def queries_per_request(self) -> float:
+        return self.queries / self.served if self.served else float("nan")
+
+
+@dataclass
+class Target:
+    what: str
+    measured: str
+    met: bool | None  # None: could not be measured
+
+
+@dataclass
+class Report:
+    machine: dict[str, str]
+    summaries: list[Summary]
+    micro: list[dict[str, Any]]
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def by_name(self, name: str) -> Summary | None:
+        return next((s for s in self.summaries if s.variant == name), None)
+
+    def compute_ratios(self) -> None:
+        bare = self.by_name("bare")
+        if bare is None:
+            return
+        for summary in self.summaries:
+            summary.rps_ratio = summary.rps / bare.rps
+            summary.cpu_ratio = summary.cpu_us / bare.cpu_us
+
+    def targets(self) -> list[Target]:
+        targets: list[Target] = []
+        warm, miss = self.by_name("keyscope-warm"), self.by_name("keyscope-miss")
+        legacy = self.by_name("keyscope-legacy")
+        if warm is not None:
+            targets.append(
+                Target("warm ≥ 0.70x bare req/s", f"{warm.rps_ratio:.2f}x", warm.rps_ratio >= 0.70)
+            )
+            targets.append(
+                Target(
+                    "warm ≤ 1.5x bare CPU/request", f"{warm.cpu_ratio:.2f}x", warm.cpu_ratio <= 1.5
+                )
+            )
+        if warm is not None and legacy is not None:
+            gap = legacy.rps / warm.rps - 1
+            cpu_gap = legacy.cpu_us / warm.cpu_us - 1
+            targets.append(
+                Target(
+                    "legacy within 10% of warm (req/s)",
+                    f"{gap:+.1%} req/s, {cpu_gap:+.1%} CPU/req",
+                    abs(gap) <= 0.10,
+                )
+            )
+        else:
+            reason = self.unavailable.get("keyscope-legacy", "not run")
+            targets.append(Target("legacy within 10% of warm (req/s)", reason, None))
+        for name in ("keyscope-miss", "keyscope-pg-miss"):
+            one = self.by_name(name)
+            if one is not None:
+                targets.append(
+                    Target(
+                        f"{name}: exactly 1 query/request",
+                        f"{one.queries} queries / {one.served} requests",
+                        one.queries == one.served,
+                    )
+                )
+        if miss is not None:
+            targets.append(
+                Target(
+                    "miss ≥ 0.35x bare req/s (SQLite)",
+                    f"{miss.rps_ratio:.2f}x",
+                    miss.rps_ratio >= 0.35,
+                )
+            )
+        wrong = {
+            s.variant: s.check.wrong
+            for s in self.summaries
+            if s.check is not None and s.variant != "seed"
+        }
+        sampled = sum(
+            s.check.sampled for s in self.summaries if s.check is not None and s.variant != "seed"
+        )
+        targets.append(
+            Target(
+                "0 wrong keys (all but seed)",
+                f"{sum(wrong.values())} in {sampled} sampled",
+                not any(wrong.values()),
+            )
+        )
+        build = next((m for m in self.micro if m["name"].startswith("GeminiClient(")), None)
+        if build is not None:
+            targets.append(
+                Target(
+                    "Gemini client build ≤ 0.2 ms (shared pools)",
+                    f"{build['us']:.0f} µs",
+                    build["us"] <= 200,
+                )
+            )
+        return targets
+
+    def markdown(self) -> str:
+        lines = ["# keyscope bench: latest run", ""]
+        lines += [f"- {k}: {v}" for k, v in self.machine.items()]
+        lines += ["", "## Side by side (median of rounds; ratios against `bare` of this run)", ""]
+        lines += [
+            "| variant | req/s | x bare | p50 ms | p99 ms | CPU µs/req | x bare CPU "
+            "| queries/req | errors | wrong keys / sampled |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for s in self.summaries:
+            check = s.check
+            wrong = (
+                "—"
+                if check is None
+                else f"{check.wrong} / {check.sampled}"
+                + (f" ({_breakdown(check)})" if check.wrong or check.failed else "")
+            )
+            lines.append(
+                f"| {s.variant} | {s.rps:,.0f} | {s.rps_ratio:.2f} | {s.p50_ms:.2f} | "
+                f"{s.p99_ms:.2f} | {s.cpu_us:.0f} | {s.cpu_ratio:.2f} | "
+                f"{s.queries_per_request:.3f} | {s.errors} | {wrong} |"
+            )
+        for name, reason in self.unavailable.items():
+            lines.append(f"| {name} | not run: {reason} | | | | | | | | |")
+        lines += ["", "Variants:", ""]
+        lines += [f"- `{s.variant}`: {s.label}" for s in self.summaries]
+        lines += ["", "## Targets (issue 5)", "", "| target | measured | met |", "|---|---|---|"]
+        for t in self.targets():
+            verdict = "n/a" if t.met is None else ("yes" if t.met else "**no**")
+            lines.append(f"| {t.what} | {t.measured} | {verdict} |")
+        if self.micro:
+            lines += [
+                "",
+                "## Step costs (in-process, timeit best of 5)",
+                "",
+                "| step | µs per call | note |",
+                "|---|---:|---|",
+            ]
+            lines += [f"| {m['name']} | {m['us']:.2f} | {m['note']} |" for m in self.micro]
+        lines += [
+            "",
+            "## Rounds",
+            "",
+            "| round | variant | req/s | p99 ms | CPU µs/req | served | queries | errors |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in sorted((r for s in self.summaries for r in s.rounds), key=lambda r: r.number):
+            lines.append(
+                f"| {r.number} | {r.variant} | {r.load.rps:,.0f} | {r.load.p99_ms:.2f} |"
+                f" {r.cpu_us_per_request:.0f} | {r.served} | {r.queries} |"
+                f" {r.load.errors} |"
+            )
+        return "\n".join(lines) + "\n"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "unavailable": self.unavailable,
+            "variants": [
+                {
+                    "variant": s.variant,
+                    "label": s.label,
+                    "rps": s.rps,
+                    "rps_ratio": s.rps_ratio,
+                    "p50_ms": s.p50_ms,
+                    "p99_ms": s.p99_ms,
+                    "cpu_us_per_request": s.cpu_us,
+                    "cpu_ratio": s.cpu_ratio,
+                    "served": s.served,
+                    "queries": s.queries,
+                    "errors": s.errors,
+                    "check": None
+                    if s.check is None
+                    else {**asdict(s.check), "wrong": s.check.wrong},
+                    "rounds": [
+                        {
+                            "round": r.number,
+                            "load": {**asdict(r.load), "rps": r.load.rps},
+                            "served": r.served,
+                            "queries": r.queries,
+                            "cpu_seconds": r.cpu_seconds,
+                            "cpu_us_per_request": r.cpu_us_per_request,
+                        }
+                        for r in s.rounds
+                    ],
+                }
+                for s in self.summaries
+            ],
+            "targets": [asdict(t) for t in self.targets()],
+            "micro": self.micro,
+        }
+
+
+def _breakdown(check: CheckResult) -> str:
+    parts = {
+        "other user's": check.other_user,
+        "operator's": check.operator,
+        "none": check.no_key,
+        "wrong user": check.wrong_user,
+        "failed": check.failed,
+    }
+    return ", ".join(f"{n} {k}" for k, n in parts.items() if n)

@@ -1,0 +1,32 @@
+"""Helpers for the provider tests: unique fake keys and a leak check for errors."""
+
+import socket
+import traceback
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def new_key(prefix: str = "user") -> str:
+    """A unique key whose prefix selects the fake's behaviour (see providers.fakes)."""
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def assert_not_leaked(secret: str, exc: BaseException) -> None:
+    """The key appears in none of the ways an error reaches a log or a response."""
+    surfaces = [
+        str(exc),
+        repr(exc),
+        str(getattr(exc, "detail", "")),
+        "".join(traceback.format_exception(exc)),
+    ]
+    for text in surfaces:
+        assert secret not in text, f"key leaked into {type(exc).__name__}: {text!r}"
+
+
+@contextmanager
+def refusing_url() -> Iterator[str]:
+    """A loopback URL whose port is reserved (bound, not listening): connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
