@@ -9,6 +9,7 @@ Tests build their own container (`Container(settings=providers.Object(...))`) an
 any provider; nothing here is wired into modules globally.
 """
 
+from collections.abc import Awaitable
 from functools import partial
 
 import jwt
@@ -97,8 +98,11 @@ def copilotkit_for(keys: UserKeys, http: SharedHttp, runtime_url: str) -> Copilo
     return CopilotKitClient(secret, runtime_url=runtime_url, http=http)
 
 
-async def authenticate(token: str | None, verifier: TokenVerifier) -> Principal:
-    return await verifier.verify(token)
+def authenticate(token: str | None, verifier: TokenVerifier) -> Principal | Awaitable[Principal]:
+    """The principal, at once when the token is cached or the key is static (HS256, PEM); an
+    awaitable only when a JWKS key may have to be fetched."""
+    principal = verifier.verify_now(token)
+    return principal if principal is not None else verifier.verify(token)
 
 
 class Container(containers.DeclarativeContainer):
@@ -134,7 +138,11 @@ class Container(containers.DeclarativeContainer):
     )
 
 
-# An async value's mode sticks after its first call; pinning it keeps a sync override in one
-# test from flipping how every later request resolves it.
-Container.principal.enable_async_mode()
-Container.user_keys.enable_async_mode()
+# A provider's async mode sticks after its first call, so none is left to the first request
+# (or a test override) to decide. Request-scoped values (`RequestScoped`, which pins itself)
+# are passed through as they are: the plain value when it is ready (cache hits: no future, no
+# event-loop iteration), a task while it loads; consumers use `app.scope.awaited()`, as the
+# FastAPI aliases in app.deps do. The client factories await whatever is still loading and
+# always return an awaitable.
+for _client in (Container.gemini_client, Container.exa_client, Container.copilotkit_client):
+    _client.enable_async_mode()

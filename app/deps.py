@@ -33,7 +33,7 @@ def provided(
 
     async def resolve(request: Request) -> Any:
         value = select(request.app.state.container)()
-        if inspect.isawaitable(value):
+        if inspect.isawaitable(value):  # still loading; a ready value is used as it is
             value = await value
         return value
 

@@ -13,7 +13,7 @@ decrypt fails closed (never ciphertext upstream, never a silent fallback).
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -152,7 +152,17 @@ class UserKeys:
         return f"UserKeys(user_id={self.user_id!r}, stored={sorted(self._records)})"
 
 
-async def load_user_keys(principal: Principal, store: KeyStore, policy: KeyPolicy) -> UserKeys:
-    """The request's UserKeys: encrypted records from cache or one query, nothing decrypted."""
+def load_user_keys(
+    principal: Principal, store: KeyStore, policy: KeyPolicy
+) -> UserKeys | Awaitable[UserKeys]:
+    """The request's UserKeys, nothing decrypted: at once on a cache hit (no task, no thread
+    hop), else an awaitable that runs the one query in a worker thread."""
+    records = store.cached_records(principal.subject)
+    if records is not None:
+        return UserKeys(principal.subject, records, store.cipher, policy)
+    return _load_user_keys(principal, store, policy)
+
+
+async def _load_user_keys(principal: Principal, store: KeyStore, policy: KeyPolicy) -> UserKeys:
     records = await store.records_for(principal.subject)
     return UserKeys(principal.subject, records, store.cipher, policy)

@@ -16,6 +16,7 @@ class Round:
     served: int  # bench requests the server counted during the period
     queries: int  # SQL statements the server sent during the period
     cpu_seconds: float
+    queries_per_request: dict[int, int]  # statements caused by one request -> requests
     check: CheckResult | None
 
     @property
@@ -38,6 +39,7 @@ class Summary:
     queries: int = 0
     errors: int = 0
     check: CheckResult | None = None
+    histogram: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, variant: str, label: str, rounds: list[Round]) -> "Summary":
@@ -49,6 +51,9 @@ class Summary:
         summary.served = sum(r.served for r in rounds)
         summary.queries = sum(r.queries for r in rounds)
         summary.errors = sum(r.load.errors for r in rounds)
+        for r in rounds:
+            for queries, requests in r.queries_per_request.items():
+                summary.histogram[queries] = summary.histogram.get(queries, 0) + requests
         checks = [r.check for r in rounds if r.check is not None]
         if checks:
             summary.check = CheckResult()
@@ -118,8 +123,8 @@ class Report:
                 targets.append(
                     Target(
                         f"{name}: exactly 1 query/request",
-                        f"{one.queries} queries / {one.served} requests",
-                        one.queries == one.served,
+                        f"{_histogram(one.histogram)} (counted per request)",
+                        set(one.histogram) == {1},
                     )
                 )
         if miss is not None:
@@ -176,7 +181,7 @@ class Report:
             lines.append(
                 f"| {s.variant} | {s.rps:,.0f} | {s.rps_ratio:.2f} | {s.p50_ms:.2f} | "
                 f"{s.p99_ms:.2f} | {s.cpu_us:.0f} | {s.cpu_ratio:.2f} | "
-                f"{s.queries_per_request:.3f} | {s.errors} | {wrong} |"
+                f"{_per_request(s)} | {s.errors} | {wrong} |"
             )
         for name, reason in self.unavailable.items():
             lines.append(f"| {name} | not run: {reason} | | | | | | | | |")
@@ -226,6 +231,7 @@ class Report:
                     "cpu_ratio": s.cpu_ratio,
                     "served": s.served,
                     "queries": s.queries,
+                    "queries_per_request": s.histogram,
                     "errors": s.errors,
                     "check": None
                     if s.check is None
@@ -247,6 +253,21 @@ class Report:
             "targets": [asdict(t) for t in self.targets()],
             "micro": self.micro,
         }
+
+
+def _per_request(summary: Summary) -> str:
+    """Queries per request from the per-request histogram: "1" when every request made one."""
+    if len(summary.histogram) == 1:
+        return str(next(iter(summary.histogram)))
+    return f"{summary.queries_per_request:.3f}" if summary.histogram else "—"
+
+
+def _histogram(histogram: dict[int, int]) -> str:
+    """`{1: 3000}` as "3,000 requests with 1 query"; several counts joined."""
+    parts = [
+        f"{n:,} requests with {q} quer{'y' if q == 1 else 'ies'}" for q, n in histogram.items()
+    ]
+    return ", ".join(parts) or "no requests counted"
 
 
 def _breakdown(check: CheckResult) -> str:

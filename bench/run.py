@@ -20,6 +20,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from bench import micro
 from bench.databases import postgres_database, sqlite_database
@@ -135,6 +136,13 @@ def drive(
     return LoadResult(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def _histogram_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[int, int]:
+    """Bench requests by the number of SQL statements each one caused, during one period."""
+    old, new = before.get("queries_per_request", {}), after.get("queries_per_request", {})
+    delta = {int(k): n - old.get(k, 0) for k, n in new.items()}
+    return {k: n for k, n in sorted(delta.items()) if n}
+
+
 def stop_all(servers: dict[str, Server]) -> None:
     for server in servers.values():
         server.stop()
@@ -230,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                     after["requests"] - before["requests"],
                     after["queries"] - before["queries"],
                     cpu_after - cpu_before,
+                    _histogram_delta(before, after),
                     result,
                 )
                 rounds[v.name].append(one)

@@ -54,6 +54,10 @@ class KeyStore:
     def cipher(self) -> EnvelopeCipher:
         return self._cipher
 
+    def cached_records(self, user_id: str) -> UserRecords | None:
+        """The user's encrypted records if the per-process cache holds them, else None."""
+        return self._cache.get(user_id)
+
     async def records_for(self, user_id: str) -> UserRecords:
         """The user's encrypted records: from the cache, else one query."""
         cached = self._cache.get(user_id)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import AppError, OutsideRequestScope
-from app.scope import current_scope_or_none
+from app.scope import awaited, current_scope_or_none
 from providers import ProviderName
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class LegacyEnvMiddleware:
         request = current_scope_or_none()
         if scope["type"] == "http" and request is not None and request.bearer_token():
             try:
-                keys = await self.container.user_keys()
+                keys = await awaited(self.container.user_keys())
             except AppError:
                 # Bad token, database down: legacy reads see nothing; the route's own
                 # dependencies report the error if the route needs the keys.

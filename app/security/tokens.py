@@ -62,16 +62,30 @@ class TokenVerifier:
 
     async def verify(self, token: str | None) -> Principal:
         """The principal the token names, or InvalidToken (one message for every cause)."""
+        principal = self.verify_now(token)
+        if principal is not None:
+            return principal
+        assert token is not None  # verify_now() rejected every other case
+        # The JWKS client fetches over blocking urllib on a cache miss: keep it off the loop.
+        key = await anyio.to_thread.run_sync(self._signing_key, token)
+        principal = self._decode(token, key)
+        self._remember(token, principal)
+        return principal
+
+    def verify_now(self, token: str | None) -> Principal | None:
+        """`verify()` without waiting: the principal, or InvalidToken; None only when the
+        signing key must come from the JWKS endpoint (a network call: use `verify()`).
+
+        CPU only (≈50-130 µs for a token not seen before, ≈1 µs cached), so it may run on
+        the event loop."""
         if not token or len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken
         cached = self._cached(token)
         if cached is not None:
             return cached
-        key: Any = self._key
         if self._jwks is not None:
-            # The JWKS client fetches over blocking urllib on a cache miss: keep it off the loop.
-            key = await anyio.to_thread.run_sync(self._signing_key, token)
-        principal = self._decode(token, key)
+            return None
+        principal = self._decode(token, self._key)
         self._remember(token, principal)
         return principal
 

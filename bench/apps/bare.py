@@ -6,7 +6,7 @@ keyscope around it.
 
 from fastapi import FastAPI
 
-from bench.apps.common import Answer, answer, stats_router
+from bench.apps.common import Answer, CountRequestQueries, answer, stats_router
 from bench.environment import GEMINI_BASE_URL
 from providers.gemini import GeminiClient
 from providers.http import SharedHttp
@@ -16,6 +16,7 @@ HARD_CODED_KEY = "AIza-bench-hard-coded-key-0000000000000"
 http = SharedHttp()
 app = FastAPI(title="bench: bare")
 app.include_router(stats_router())
+app.add_middleware(CountRequestQueries)  # as in every variant: same cost
 
 
 @app.get("/bench/gemini")

@@ -2,15 +2,20 @@
 
 The endpoint answers `{"user": <who the request authenticated as>, "fp": <fingerprint of the
 key its Gemini client holds>}`; the wrong-key check compares `fp` with that user's own key.
-`/bench/stats` reports how many bench requests ran and how many SQL statements they caused.
+`/bench/stats` reports how many bench requests ran, how many SQL statements the server sent,
+and a histogram of statements per bench request (counted in the request's own context, so
+requests in flight when a period starts or ends cannot blur "exactly one query").
 """
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import Engine, event
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench.fingerprint import fingerprint
 from providers.gemini import GeminiClient
@@ -22,9 +27,27 @@ Answer = dict[str, str | None]
 class Counters:
     requests: int = 0
     queries: int = 0
+    queries_per_request: Counter[int] = field(default_factory=Counter)
 
 
 counters = Counters()
+# One cell per request, set by CountRequestQueries; worker threads copy the context, so a
+# query run by `anyio.to_thread` lands in the cell of the request that caused it.
+_request_queries: ContextVar[list[int] | None] = ContextVar("bench_queries", default=None)
+
+
+class CountRequestQueries:
+    """Pure ASGI: gives each HTTP request its own query counter."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = _request_queries.set([0])
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _request_queries.reset(token)
 
 
 def key_held_by(client: GeminiClient) -> str | None:
@@ -34,6 +57,9 @@ def key_held_by(client: GeminiClient) -> str | None:
 
 def answer(user: str | None, client: GeminiClient | None) -> Answer:
     counters.requests += 1
+    cell = _request_queries.get()
+    if cell is not None:
+        counters.queries_per_request[cell[0]] += 1
     key = key_held_by(client) if client is not None else None
     return {"user": user, "fp": fingerprint(key) if key else None}
 
@@ -43,6 +69,9 @@ def count_queries(engine: Engine) -> None:
 
     def before_cursor_execute(*_: Any) -> None:
         counters.queries += 1
+        cell = _request_queries.get()
+        if cell is not None:
+            cell[0] += 1
 
     event.listen(engine, "before_cursor_execute", before_cursor_execute)
 
@@ -55,6 +84,7 @@ def stats_router(extra: Callable[[], dict[str, Any]] | None = None) -> APIRouter
         return {
             "requests": counters.requests,
             "queries": counters.queries,
+            "queries_per_request": {str(k): v for k, v in counters.queries_per_request.items()},
             **(extra() if extra else {}),
         }
 

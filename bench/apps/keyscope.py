@@ -21,7 +21,7 @@ from app.deps import GeminiDep, PrincipalDep, UserKeysDep
 from app.legacy import overlay
 from app.main import create_app
 from app.settings import Settings
-from bench.apps.common import Answer, answer, count_queries, stats_router
+from bench.apps.common import Answer, CountRequestQueries, answer, count_queries, stats_router
 from containers import Container
 from providers.gemini import GeminiClient
 
@@ -29,6 +29,7 @@ settings = Settings(_env_file=None)
 container = Container(settings=di.Object(settings))
 count_queries(container.engine())
 app = create_app(container)
+app.add_middleware(CountRequestQueries)
 
 
 def _overlay_installed() -> bool:

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request, Response
 from sqlmodel import Session, create_engine, select
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from bench.apps.common import Answer, answer, count_queries, stats_router
+from bench.apps.common import Answer, CountRequestQueries, answer, count_queries, stats_router
 from bench.apps.seed_schema import SeedApiKey, fernet
 from bench.environment import GEMINI_BASE_URL, JWT_SECRET
 from providers.gemini import GeminiClient
@@ -80,6 +80,7 @@ class APIKeyInjectionMiddleware(BaseHTTPMiddleware):
 app = FastAPI(title="bench: seed design (baseline)")
 app.include_router(stats_router())
 app.add_middleware(APIKeyInjectionMiddleware)
+app.add_middleware(CountRequestQueries)  # as in every variant (outermost: sees the seed's query)
 
 
 @app.get("/bench/gemini")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 from bench.load import LoadResult
 
@@ -70,8 +71,8 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCPTransport is a Transport in behaviour, not by isinstance.
+        self._transport = cast(asyncio.Transport, transport)
         self._send_next()
 
     def _send_next(self) -> None:

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from app.keys.store import KeyStore
 from app.live_server import live_server
 from app.main import create_app
-from app.scope import RequestScoped, current_scope
+from app.scope import RequestScoped, awaited, current_scope
 from app.security.tokens import Principal
 from app.user_keys import KeyPolicy, UserKeys, load_user_keys
 from containers import Container
@@ -167,7 +167,7 @@ async def test_every_upstream_call_carries_the_requesting_users_key(
 
     async def counting_loader(principal: Principal, store: KeyStore, policy: KeyPolicy) -> UserKeys:
         loads[current_scope().header(NONCE_HEADER) or "?"] += 1
-        return await load_user_keys(principal, store, policy)
+        return await awaited(load_user_keys(principal, store, policy))
 
     # Override style 2: keep once-per-request by overriding with another RequestScoped.
     container.user_keys.override(

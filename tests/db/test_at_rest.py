@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 
 from app.errors import KeyUnreadable
 from app.keys.models import provider_keys
-from app.scope import request_scope
+from app.scope import awaited, request_scope
 from app.user_keys import UserKeys
 from containers import Container
 from providers import ProviderName
@@ -40,7 +40,7 @@ async def test_sqlite_file_holds_no_plaintext(
 
 async def _resolve(container: Container, token_headers: dict[str, str]) -> str:
     with request_scope({k.lower(): v for k, v in token_headers.items()}):
-        keys: UserKeys = await container.user_keys()
+        keys: UserKeys = await awaited(container.user_keys())
         return keys.require(ProviderName.GEMINI).secret.reveal()
 
 

@@ -10,13 +10,16 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from app.errors import AppError
+from app.scope import awaited
 from app.user_keys import UserKeys
 from providers import ProviderName
 from tests.legacy.seed_middleware import SeedApiKeyInjection
 
 
 class SeedHttpMiddleware(BaseHTTPMiddleware):
-    def __init__(self, app: ASGIApp, load_keys: Callable[[], Awaitable[UserKeys]]) -> None:
+    def __init__(
+        self, app: ASGIApp, load_keys: Callable[[], UserKeys | Awaitable[UserKeys]]
+    ) -> None:
         super().__init__(app)
         self._load_keys = load_keys
 
@@ -24,7 +27,7 @@ class SeedHttpMiddleware(BaseHTTPMiddleware):
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         try:
-            keys = await self._load_keys()
+            keys = await awaited(self._load_keys())
         except AppError:
             return await call_next(request)
         env = {

@@ -12,9 +12,10 @@ from sqlalchemy import Engine, event
 
 from app.deps import UserKeysDep
 from app.errors import OutsideRequestScope
-from app.scope import RequestScoped, request_scope
+from app.scope import RequestScoped, awaited, request_scope
 from app.security.envelope import EnvelopeCipher, Sealed
 from app.testing import StaticUserKeys
+from app.user_keys import UserKeys
 from containers import Container
 from providers import ProviderName
 from providers.fakes import FakeUpstreams
@@ -49,6 +50,41 @@ async def test_once_per_scope_and_shared_by_concurrent_awaits() -> None:
         other = await provider()
     assert calls == 2
     assert other is not values[0]
+
+
+async def test_ready_values_are_handed_out_plain_and_loads_as_one_task() -> None:
+    """A sync result is stored as is; an async load is a task until done, then plain too."""
+    plain = RequestScoped(lambda: "ready")
+    release = asyncio.Event()
+
+    async def load() -> str:
+        await release.wait()
+        return "loaded"
+
+    slow = RequestScoped(load)
+    with request_scope():
+        assert plain() == "ready"
+        pending = slow()
+        assert isinstance(pending, asyncio.Task)
+        assert slow() is pending  # a second consumer while it loads shares the same task
+        release.set()
+        assert await awaited(pending) == "loaded"
+        assert slow() == "loaded"  # once done: the value itself, no future to await
+
+
+async def test_a_warm_request_resolves_user_keys_without_the_event_loop(
+    container: Container, auth: Auth, client: httpx.AsyncClient
+) -> None:
+    """Token and records cached: `user_keys()` is the UserKeys itself, not an awaitable."""
+    headers = auth("carol")
+    await client.put("/v1/keys/gemini", json={"api_key": "gemini-0123456789ab"}, headers=headers)
+    with request_scope({"authorization": headers["Authorization"]}):
+        first = await awaited(container.user_keys())  # may load: the token is new here
+    with request_scope({"authorization": headers["Authorization"]}):
+        warm = container.user_keys()
+        assert isinstance(warm, UserKeys)
+        assert warm is not first
+        assert warm.require(ProviderName.GEMINI).secret.reveal() == "gemini-0123456789ab"
 
 
 async def test_closed_scope_refuses_new_values() -> None:
