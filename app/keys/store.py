@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.db import database_errors
@@ -146,9 +146,8 @@ class KeyStore:
         return batch
 
     def _load(self, user_id: str) -> UserRecords:
-        query = select(provider_keys).where(provider_keys.c.user_id == user_id)
         with database_errors(), self._engine.connect() as conn:
-            return _records(conn.execute(query).mappings().all())
+            return _records(conn.execute(_LOAD_USER, {"user_id": user_id}).mappings().all())
 
     def _upsert(
         self, user_id: str, provider: ProviderName, sealed: Sealed, last4: str, fingerprint: str
@@ -206,6 +205,11 @@ def _stored(row: Any) -> StoredKey:
         created_at=_utc(row["created_at"]),
         updated_at=_utc(row["updated_at"]),
     )
+
+
+# Built once: the cache-miss path runs it on every request, and SQLAlchemy memoizes the cache
+# key of a statement object it sees again, so only the parameter changes per call.
+_LOAD_USER = select(provider_keys).where(provider_keys.c.user_id == bindparam("user_id"))
 
 
 def _records(rows: Iterable[Any]) -> UserRecords:
