@@ -46,8 +46,14 @@ def check(
     samples: int,
     connections: int,
     rng: random.Random,
+    everyone: bool = False,
 ) -> CheckResult:
-    picks = [rng.randrange(len(users)) for _ in range(samples)]
+    """`samples` concurrent requests as random users (every user once if `everyone`), each
+    answer compared with the key of the user whose token it carried."""
+    picks = (
+        list(range(len(users))) if everyone else [rng.randrange(len(users)) for _ in range(samples)]
+    )
+    samples = len(picks)
     requests = [build_request(port, path, users[i].token) for i in picks]
     with asyncio.Runner(loop_factory=new_event_loop()) as runner:
         answers = runner.run(fetch_all(requests, port, connections=connections))
