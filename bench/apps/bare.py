@@ -6,7 +6,13 @@ keyscope around it.
 
 from fastapi import FastAPI
 
-from bench.apps.common import Answer, CountRequestQueries, answer, stats_router
+from bench.apps.common import (
+    Answer,
+    CountRequestQueries,
+    answer,
+    match_first,
+    stats_router,
+)
 from bench.environment import GEMINI_BASE_URL
 from providers.gemini import GeminiClient
 from providers.http import SharedHttp
@@ -22,3 +28,6 @@ app.add_middleware(CountRequestQueries)  # as in every variant: same cost
 @app.get("/bench/gemini")
 async def gemini() -> Answer:
     return answer(None, GeminiClient(HARD_CODED_KEY, base_url=GEMINI_BASE_URL, http=http))
+
+
+match_first(app, "/bench/gemini")

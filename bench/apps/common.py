@@ -13,7 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine, event
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -89,3 +89,18 @@ def stats_router(extra: Callable[[], dict[str, Any]] | None = None) -> APIRouter
         }
 
     return router
+
+
+def match_first(app: FastAPI, *paths: str) -> None:
+    """Move the routes for `paths` to the front of the app's route table.
+
+    Starlette matches routes in order, and each route passed costs (≈1.5-2 µs here). The
+    keyscope app has ~20 routes of its own; bare has 5. Measured in front in every variant,
+    the endpoint under test pays for key resolution, not for where it happens to sit in one
+    app's table (which a real app pays whatever it injects).
+    """
+    routes = app.router.routes
+    picked = [r for r in routes if getattr(r, "path", None) in paths]
+    for route in picked:
+        routes.remove(route)
+    routes[0:0] = picked

@@ -21,7 +21,14 @@ from app.deps import GeminiDep, PrincipalDep, UserKeysDep
 from app.legacy import overlay
 from app.main import create_app
 from app.settings import Settings
-from bench.apps.common import Answer, CountRequestQueries, answer, count_queries, stats_router
+from bench.apps.common import (
+    Answer,
+    CountRequestQueries,
+    answer,
+    count_queries,
+    match_first,
+    stats_router,
+)
 from containers import Container
 from providers.gemini import GeminiClient
 
@@ -61,3 +68,6 @@ async def legacy(principal: PrincipalDep, request: Request) -> Answer:
     http = request.app.state.container.http()
     client = GeminiClient(key, base_url=settings.gemini_base_url, http=http) if key else None
     return answer(principal.subject, client)
+
+
+match_first(app, "/bench/gemini", "/bench/legacy")

@@ -20,7 +20,14 @@ from fastapi import FastAPI, Request, Response
 from sqlmodel import Session, create_engine, select
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from bench.apps.common import Answer, CountRequestQueries, answer, count_queries, stats_router
+from bench.apps.common import (
+    Answer,
+    CountRequestQueries,
+    answer,
+    count_queries,
+    match_first,
+    stats_router,
+)
 from bench.apps.seed_schema import SeedApiKey, fernet
 from bench.environment import GEMINI_BASE_URL, JWT_SECRET
 from providers.gemini import GeminiClient
@@ -88,3 +95,6 @@ async def gemini(request: Request) -> Answer:
     key = os.getenv("GEMINI_API_KEY")
     client = GeminiClient(key, base_url=GEMINI_BASE_URL, http=http) if key else None
     return answer(getattr(request.state, "user_id", None), client)
+
+
+match_first(app, "/bench/gemini")

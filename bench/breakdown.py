@@ -1,0 +1,153 @@
+"""`python -m bench.breakdown`: where keyscope's per-request CPU goes, step by step.
+
+Drives the ASGI apps in-process (no HTTP parsing, no sockets: only the app's own work) with
+one request at a time, rotating over the users, and reports process CPU per request for a
+ladder of routes on the real keyscope app, each adding one step to the one before:
+
+  none        routing + keyscope's middleware, no dependency
+  principal   + PrincipalDep (request scope, cached token verification)
+  user_keys   + UserKeysDep instead (principal + encrypted records from the cache)
+  decrypt     + opening the Gemini key (two AES-256-GCM layers)
+  client      GeminiDep alone (decrypt + GeminiClient on the shared pools)
+  bench       GeminiDep + UserKeysDep: the `/bench/gemini` route the load test measures
+
+and `bare` (the bench's floor app: a hard-coded key, the same GeminiClient). Rounds alternate
+between the routes; the median per route is printed. Noisy machines make single figures
+move by ±20 %: compare rows of one run, not runs.
+"""
+
+import argparse
+import asyncio
+import importlib
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from bench.apps.common import match_first
+from bench.databases import sqlite_database
+from bench.environment import server_env
+from bench.seeding import BenchUser, make_users, seed_keyscope
+from bench.variants import VARIANTS
+
+Message = MutableMapping[str, Any]
+LADDER = ("none", "principal", "user_keys", "decrypt", "client", "bench")
+
+
+def add_ladder_routes(app: FastAPI) -> None:
+    """The ladder's routes on the keyscope app (bench-only paths under /breakdown)."""
+    from app.deps import GeminiDep, PrincipalDep, UserKeysDep
+    from providers import ProviderName
+
+    @app.get("/breakdown/none")
+    async def none() -> dict[str, str]:
+        return {"user": "-"}
+
+    @app.get("/breakdown/principal")
+    async def principal(who: PrincipalDep) -> dict[str, str]:
+        return {"user": who.subject}
+
+    @app.get("/breakdown/user_keys")
+    async def user_keys(keys: UserKeysDep) -> dict[str, str]:
+        return {"user": keys.user_id}
+
+    @app.get("/breakdown/decrypt")
+    async def decrypt(keys: UserKeysDep) -> dict[str, str]:
+        secret = keys.require(ProviderName.GEMINI).secret.reveal()
+        return {"user": keys.user_id, "len": str(len(secret))}
+
+    @app.get("/breakdown/client")
+    async def client(gemini: GeminiDep) -> dict[str, str]:
+        return {"user": "-", "base": gemini.base_url}
+
+    # In front, like the bench routes: every row pays the same route-table scan.
+    match_first(app, *(f"/breakdown/{step}" for step in LADDER), "/bench/gemini")
+
+
+async def _call(app: Callable[..., Awaitable[None]], path: str, token: str) -> int:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    status = 0
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+
+    await app(scope, receive, send)
+    return status
+
+
+async def _cpu_us(
+    app: Callable[..., Awaitable[None]], path: str, users: list[BenchUser], n: int
+) -> float:
+    started = time.process_time()
+    for i in range(n):
+        status = await _call(app, path, users[i % len(users)].token)
+        if status != 200:
+            raise RuntimeError(f"{path} answered {status}")
+    return (time.process_time() - started) * 1e6 / n
+
+
+async def measure(apps: dict[str, tuple[Any, str]], users: list[BenchUser], args: Any) -> None:
+    for app, path in apps.values():  # warm every cache: tokens, records, code paths
+        await _cpu_us(app, path, users, len(users))
+    samples: dict[str, list[float]] = {name: [] for name in apps}
+    for _ in range(args.rounds):
+        for name, (app, path) in apps.items():
+            samples[name].append(await _cpu_us(app, path, users, args.requests))
+    bare = statistics.median(samples["bare"])
+    print(f"{'route':<10} {'CPU µs/request':>15} {'x bare':>7}")
+    for name, values in samples.items():
+        median = statistics.median(values)
+        print(f"{name:<10} {median:>15.1f} {median / bare:>7.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.breakdown", description=__doc__)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=2000, help="per route and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    warm = next(v for v in VARIANTS if v.name == "keyscope-warm")
+    with (
+        tempfile.TemporaryDirectory(prefix="keyscope-breakdown-") as tmp,
+        sqlite_database(Path(tmp)) as url,
+    ):
+        users = make_users(args.users)
+        seed_keyscope(url, users)
+        # The bench apps read their configuration at import, as the servers do.
+        os.environ.clear()
+        os.environ.update(server_env(warm.env({"sqlite": url})))
+        keyscope_app = importlib.import_module("bench.apps.keyscope").app
+        bare_app = importlib.import_module("bench.apps.bare").app
+        add_ladder_routes(keyscope_app)
+        apps: dict[str, tuple[Any, str]] = {"bare": (bare_app, "/bench/gemini")}
+        for step in LADDER:
+            path = "/bench/gemini" if step == "bench" else f"/breakdown/{step}"
+            apps[step] = (keyscope_app, path)
+        asyncio.run(measure(apps, users, args))
+
+
+if __name__ == "__main__":
+    main()
