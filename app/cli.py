@@ -193,7 +193,9 @@ def legacy_scan(
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    # One line per request (httpx) or per SDK call (google-genai's "AFC is enabled") is noise.
+    for chatty in ("httpx", "google_genai"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         cli()
     except ConfigurationError as exc:
