@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--variants", help="comma list (default: all)")
     parser.add_argument("--no-micro", action="store_true")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where latest.md goes")
     return parser.parse_args(argv)
 
 
@@ -166,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("load generator: %s; pinning: server=%s load=%s", generator, server_cpu, load_cpu)
 
     micro_results = [] if args.no_micro else micro.run_all()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "logs").mkdir(exist_ok=True)
+    results = args.results
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "logs").mkdir(exist_ok=True)
     unavailable: dict[str, str] = {}
     rounds: dict[str, list[Round]] = {v.name: [] for v in variants}
     rng = random.Random(5)
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(stop_all, servers)
         for v in variants:
             servers[v.name] = start_server(
-                v.name, v.module, server_env(v.env(urls)), cpu=server_cpu, log_dir=RESULTS / "logs"
+                v.name, v.module, server_env(v.env(urls)), cpu=server_cpu, log_dir=results / "logs"
             )
         for v in list(variants):
             servers[v.name].wait_ready()
@@ -279,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     report.compute_ratios()
     text = report.markdown()
-    (RESULTS / "latest.md").write_text(text)
-    (RESULTS / "latest.json").write_text(json.dumps(report.as_json(), indent=2, default=str))
+    (results / "latest.md").write_text(text)
+    (results / "latest.json").write_text(json.dumps(report.as_json(), indent=2, default=str))
     print(text)
-    log.info("written: %s and latest.json", RESULTS / "latest.md")
+    log.info("written: %s and latest.json", results / "latest.md")
     return 0
