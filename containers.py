@@ -17,6 +17,7 @@ from dependency_injector import containers
 from dependency_injector import providers as di  # not to be confused with our `providers`
 
 from app.db import make_engine
+from app.key_origin import note_key_origin
 from app.keys.cache import RecordCache
 from app.keys.records import UserRecords
 from app.keys.store import KeyStore
@@ -84,17 +85,23 @@ def build_policy(settings: Settings) -> KeyPolicy:
     return KeyPolicy(platform_keys=platform, fallback=fallback)
 
 
+def _key_for(keys: UserKeys, provider: ProviderName) -> str:
+    """The plaintext key a client is built with; notes on the response whose key it is."""
+    resolved = keys.require(provider)
+    note_key_origin(provider, resolved.origin)
+    return resolved.secret.reveal()
+
+
 def gemini_for(keys: UserKeys, http: SharedHttp, base_url: str) -> GeminiClient:
-    secret = keys.require(ProviderName.GEMINI).secret.reveal()
-    return GeminiClient(secret, base_url=base_url, http=http)
+    return GeminiClient(_key_for(keys, ProviderName.GEMINI), base_url=base_url, http=http)
 
 
 def exa_for(keys: UserKeys, http: SharedHttp, base_url: str) -> ExaClient:
-    return ExaClient(keys.require(ProviderName.EXA).secret.reveal(), base_url=base_url, http=http)
+    return ExaClient(_key_for(keys, ProviderName.EXA), base_url=base_url, http=http)
 
 
 def copilotkit_for(keys: UserKeys, http: SharedHttp, runtime_url: str) -> CopilotKitClient:
-    secret = keys.require(ProviderName.COPILOTKIT).secret.reveal()
+    secret = _key_for(keys, ProviderName.COPILOTKIT)
     return CopilotKitClient(secret, runtime_url=runtime_url, http=http)
 
 

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from dependency_injector import providers as di
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import OutsideRequestScope
 
@@ -36,11 +36,12 @@ _current: ContextVar["RequestScope | None"] = ContextVar("keyscope_request_scope
 class RequestScope:
     """Values computed for one request, and the request's headers."""
 
-    __slots__ = ("_closed", "_headers", "_lock", "_values")
+    __slots__ = ("_closed", "_headers", "_lock", "_response_headers", "_values")
 
     def __init__(self, headers: Mapping[str, str] | None = None) -> None:
         self._headers = dict(headers or {})
         self._values: dict[object, Any] = {}
+        self._response_headers: dict[str, str] = {}
         # Re-entrant: resolving one scoped value may resolve another in the same thread.
         self._lock = threading.RLock()
         self._closed = False
@@ -77,6 +78,18 @@ class RequestScope:
             if isinstance(value, asyncio.Future) and _succeeded(value):
                 value = self._values[key] = value.result()
             return value
+
+    def set_response_header(self, name: str, value: str) -> None:
+        """Add (or replace) a header on this request's response, whichever route sends it."""
+        with self._lock:
+            self._response_headers[name.lower()] = value
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        with self._lock:
+            return [
+                (k.encode("latin-1"), v.encode("latin-1"))
+                for k, v in self._response_headers.items()
+            ]
 
     def provide(self, key: object, value: Any) -> None:
         """Seed a value (e.g. a job's principal) so the provider under `key` returns it."""
@@ -169,8 +182,19 @@ class RequestScopeMiddleware:
             return
         request = RequestScope.from_asgi(scope)
         token = _current.set(request)
+
+        async def send_with_scope_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and request._response_headers:
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower().decode("latin-1") not in request._response_headers
+                ]
+                message = {**message, "headers": headers + request.response_headers()}
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_with_scope_headers)
         finally:
             request.close()
             _current.reset(token)

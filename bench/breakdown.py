@@ -9,7 +9,7 @@ ladder of routes on the real keyscope app, each adding one step to the one befor
   user_keys   + UserKeysDep instead (principal + encrypted records from the cache)
   decrypt     + opening the Gemini key (two AES-256-GCM layers)
   client      GeminiDep alone (decrypt + GeminiClient on the shared pools)
-  bench       GeminiDep + UserKeysDep: the `/bench/gemini` route the load test measures
+  bench       the `/bench/gemini` route the load test measures (GeminiDep, as /v1/gemini)
 
 and `bare` (the bench's floor app: a hard-coded key, the same GeminiClient). Rounds alternate
 between the routes; the median per route is printed. Noisy machines make single figures

@@ -1,13 +1,12 @@
 """CopilotKit: the caller's publishable key for the frontend, and a streaming runtime proxy."""
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 from app.deps import CopilotKitDep, UserKeysDep
 from app.errors import AppError
-from app.routes.origin import record_key_origin
 from providers import ProviderName
 
 router = APIRouter(prefix="/v1/copilotkit", tags=["copilotkit"])
@@ -28,11 +27,8 @@ class CopilotKitConfig(BaseModel):
 
 
 @router.get("/config")
-async def config(
-    response: Response, copilotkit: CopilotKitDep, keys: UserKeysDep
-) -> CopilotKitConfig:
+async def config(copilotkit: CopilotKitDep, keys: UserKeysDep) -> CopilotKitConfig:
     """The caller's Copilot Cloud public key (`ck_pub_…`, publishable by design), for the UI."""
-    record_key_origin(response, keys, ProviderName.COPILOTKIT)
     return CopilotKitConfig(
         public_api_key=copilotkit.public_key,
         runtime_url="/v1/copilotkit/runtime",
@@ -41,9 +37,7 @@ async def config(
 
 
 @router.post("/runtime")
-async def runtime(
-    request: Request, copilotkit: CopilotKitDep, keys: UserKeysDep
-) -> StreamingResponse:
+async def runtime(request: Request, copilotkit: CopilotKitDep) -> StreamingResponse:
     """Forward the body to Copilot Cloud with the caller's key; stream the answer back."""
     body = await _bounded_body(request)
     upstream = await copilotkit.stream(
@@ -51,15 +45,13 @@ async def runtime(
         request.headers.get("content-type", "application/json"),
         accept=request.headers.get("accept", "*/*"),
     )
-    response = StreamingResponse(
+    return StreamingResponse(
         upstream,
         status_code=upstream.status_code,
         headers=dict(upstream.headers),
         # Closes the upstream response if the client goes away before the body is done.
         background=BackgroundTask(upstream.aclose),
     )
-    record_key_origin(response, keys, ProviderName.COPILOTKIT)
-    return response
 
 
 async def _bounded_body(request: Request) -> bytes:

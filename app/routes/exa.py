@@ -1,11 +1,9 @@
 """`POST /v1/exa/search`: Exa search with the caller's own key."""
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.deps import ExaDep, UserKeysDep
-from app.routes.origin import record_key_origin
-from providers import ProviderName
+from app.deps import ExaDep
 
 router = APIRouter(prefix="/v1/exa", tags=["exa"])
 
@@ -27,8 +25,7 @@ class SearchOut(BaseModel):
 
 
 @router.post("/search")
-async def search(body: SearchIn, response: Response, exa: ExaDep, keys: UserKeysDep) -> SearchOut:
+async def search(body: SearchIn, exa: ExaDep) -> SearchOut:
     """Search results as title and URL."""
     results = await exa.search(body.query, body.num_results)
-    record_key_origin(response, keys, ProviderName.EXA)
     return SearchOut(results=[SearchHit(title=r.title, url=r.url) for r in results])

@@ -1,11 +1,9 @@
 """`POST /v1/gemini/generate`: generateContent with the caller's own key."""
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.deps import GeminiDep, UserKeysDep
-from app.routes.origin import record_key_origin
-from providers import ProviderName
+from app.deps import GeminiDep
 
 router = APIRouter(prefix="/v1/gemini", tags=["gemini"])
 
@@ -31,11 +29,8 @@ class GenerateOut(BaseModel):
 
 
 @router.post("/generate")
-async def generate(
-    body: GenerateIn, request: Request, response: Response, gemini: GeminiDep, keys: UserKeysDep
-) -> GenerateOut:
+async def generate(body: GenerateIn, request: Request, gemini: GeminiDep) -> GenerateOut:
     """One user turn to Gemini; the answer's text."""
     model = body.model or request.app.state.container.settings().gemini_default_model
     answer = await gemini.generate(body.prompt, model)
-    record_key_origin(response, keys, ProviderName.GEMINI)
     return GenerateOut(text=answer.text, model=answer.model)

@@ -4,8 +4,8 @@ Configured by the KEYSCOPE_* environment the harness sets: the database (SQLite 
 PostgreSQL), the record cache (`KEYSCOPE_KEY_CACHE_TTL`: large = warm, 0 = one query per
 request) and the legacy overlay (`KEYSCOPE_LEGACY_ENV=overlay`).
 
-* `GET /bench/gemini`: the injected path, `GeminiDep` + `UserKeysDep`, as the real
-  `/v1/gemini/generate` route takes them.
+* `GET /bench/gemini`: the injected path, `GeminiDep`, as the real `/v1/gemini/generate`
+  route takes it.
 * `GET /bench/legacy`: legacy-style code that reads `os.getenv("GEMINI_API_KEY")` and builds
   the client from it; the principal comes from `PrincipalDep` (a legacy app's "current
   user"). It answers 503 when the overlay is not installed, rather than pretend.
@@ -17,9 +17,11 @@ from typing import Any
 from dependency_injector import providers as di
 from fastapi import HTTPException, Request
 
-from app.deps import GeminiDep, PrincipalDep, UserKeysDep
+from app.deps import GeminiDep, PrincipalDep
 from app.legacy import overlay
 from app.main import create_app
+from app.scope import current_scope
+from app.security.tokens import Principal
 from app.settings import Settings
 from bench.apps.common import (
     Answer,
@@ -56,8 +58,11 @@ app.include_router(stats_router(_extra))
 
 
 @app.get("/bench/gemini")
-async def gemini(client: GeminiDep, keys: UserKeysDep) -> Answer:
-    return answer(keys.user_id, client)
+async def gemini(client: GeminiDep) -> Answer:
+    # As /v1/gemini/generate takes it: the client alone. Whose request it was is read from
+    # the principal the request already resolved (no dependency of its own, no extra work).
+    principal: Principal | None = current_scope().resolved(container.principal)
+    return answer(principal.subject if principal else None, client)
 
 
 @app.get("/bench/legacy")

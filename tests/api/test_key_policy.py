@@ -11,8 +11,8 @@ from dependency_injector import providers as di
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from app.key_origin import KEY_ORIGIN_HEADER
 from app.main import create_app
-from app.routes.origin import KEY_ORIGIN_HEADER
 from containers import Container
 from providers import ProviderName
 from providers.fakes import FakeUpstreams

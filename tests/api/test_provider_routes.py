@@ -7,8 +7,8 @@ import pytest
 from dependency_injector import providers as di
 from sqlalchemy import Engine
 
+from app.key_origin import KEY_ORIGIN_HEADER
 from app.main import create_app
-from app.routes.origin import KEY_ORIGIN_HEADER
 from containers import Container
 from providers import ProviderName
 from providers.fakes import FakeUpstreams
@@ -201,3 +201,26 @@ async def test_unreachable_upstream_is_502(
         await _store(client, auth, "alice", "exa", "exa-alice-0123456789")
         response = await client.post("/v1/exa/search", json={"query": "hi"}, headers=auth("alice"))
     assert response.status_code == 502
+
+
+async def test_any_route_that_injects_clients_says_whose_keys_served_it(
+    container: Container, auth: Auth, upstreams: FakeUpstreams
+) -> None:
+    """An app's own route gets X-Keyscope-Key-Origin too; two providers are named each."""
+    from tests.probe_routes import router as probe_router
+
+    app = create_app(container)
+    app.include_router(probe_router)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://keyscope.test"
+        ) as client,
+    ):
+        await _store(client, auth, "dana", "gemini", "gemini-dana-0123456789")
+        await _store(client, auth, "dana", "exa", "exa-dana-0123456789")
+        response = await client.post("/probe/both/n1", headers=auth("dana"))
+        assert response.status_code == 200, response.text
+        assert response.headers[KEY_ORIGIN_HEADER] == "exa=user, gemini=user"
+        listing = await client.get("/v1/keys", headers=auth("dana"))
+        assert KEY_ORIGIN_HEADER.lower() not in listing.headers  # no client, no key used
