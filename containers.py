@@ -22,7 +22,7 @@ from app.keys.cache import RecordCache
 from app.keys.records import UserRecords
 from app.keys.store import KeyStore
 from app.local_dev import with_local_secrets
-from app.scope import RequestScoped, current_bearer_token
+from app.scope import AwaitingFactory, RequestScoped, current_bearer_token
 from app.security.envelope import EnvelopeCipher
 from app.security.keyring import Keyring
 from app.security.tokens import Principal, TokenVerifier
@@ -138,18 +138,16 @@ class Container(containers.DeclarativeContainer):
     principal = RequestScoped(authenticate, bearer_token, token_verifier)
     user_keys = RequestScoped(load_user_keys, principal, key_store, key_policy)
 
-    gemini_client = di.Factory(gemini_for, user_keys, http, settings.provided.gemini_base_url)
-    exa_client = di.Factory(exa_for, user_keys, http, settings.provided.exa_base_url)
-    copilotkit_client = di.Factory(
+    gemini_client = AwaitingFactory(gemini_for, user_keys, http, settings.provided.gemini_base_url)
+    exa_client = AwaitingFactory(exa_for, user_keys, http, settings.provided.exa_base_url)
+    copilotkit_client = AwaitingFactory(
         copilotkit_for, user_keys, http, settings.provided.copilotkit_base_url
     )
 
 
-# A provider's async mode sticks after its first call, so none is left to the first request
-# (or a test override) to decide. Request-scoped values (`RequestScoped`, which pins itself)
-# are passed through as they are: the plain value when it is ready (cache hits: no future, no
-# event-loop iteration), a task while it loads; consumers use `app.scope.awaited()`, as the
-# FastAPI aliases in app.deps do. The client factories await whatever is still loading and
-# always return an awaitable.
-for _client in (Container.gemini_client, Container.exa_client, Container.copilotkit_client):
-    _client.enable_async_mode()
+# Async modes are pinned by the provider classes themselves, never left to the first request
+# (or a test override) to decide, and kept by every container instance's copies:
+# `RequestScoped` passes values through as they are (the plain value when ready: no future,
+# no event-loop iteration; a task while loading; consumers use `app.scope.awaited()`, as the
+# FastAPI aliases in app.deps do); `AwaitingFactory` awaits what is still loading and always
+# returns an awaitable.

@@ -262,6 +262,23 @@ class RequestScoped(di.Provider[Any]):
         return provides(*call_args, **call_kwargs)
 
 
+class AwaitingFactory(di.Factory[Any]):
+    """A `Factory` that always awaits what it is given and always returns an awaitable.
+
+    Its dependencies may be request-scoped values, plain when ready and tasks while loading.
+    dependency-injector decides a provider's async mode on its first call and keeps it, and
+    a container instance's copies do not inherit a mode set on the class: a factory whose
+    first call saw plain values would later pass a task through unawaited. Pinned here, in
+    the constructor, so every copy is pinned too.
+    """
+
+    def __init__(self, provides: Any = None, *args: Any, **kwargs: Any) -> None:
+        # `provides` may be None: dependency-injector copies a provider by creating an empty
+        # one of the same class and filling it in.
+        super().__init__(provides, *args, **kwargs)
+        self.enable_async_mode()
+
+
 def _injected(injection: Any) -> Any:
     return injection() if isinstance(injection, di.Provider) else injection
 

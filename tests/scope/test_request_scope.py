@@ -87,6 +87,31 @@ async def test_a_warm_request_resolves_user_keys_without_the_event_loop(
         assert warm.require(ProviderName.GEMINI).secret.reveal() == "gemini-0123456789ab"
 
 
+async def test_client_factories_await_a_loading_user_keys_after_a_ready_one(
+    container: Container,
+) -> None:
+    """A client factory first fed a ready UserKeys still awaits a loading one later.
+
+    Regression: dependency-injector fixes a provider's async mode on its first call, and a
+    container instance does not inherit the mode set on its class; an unpinned factory fed a
+    plain value first passed a later task into the client builder unawaited (a 500).
+    """
+    keys = StaticUserKeys("erin", {ProviderName.EXA: "exa-erin-0123456789"})
+    container.user_keys.override(di.Object(keys))
+    with request_scope():
+        ready = await awaited(container.exa_client())
+
+    async def load() -> StaticUserKeys:
+        await asyncio.sleep(0)
+        return keys
+
+    container.user_keys.override(RequestScoped(load))
+    with request_scope():
+        loading = await awaited(container.exa_client())
+    assert type(ready) is type(loading)
+    assert repr(loading) == repr(ready)  # built with erin's key both times (redacted repr)
+
+
 async def test_closed_scope_refuses_new_values() -> None:
     """A task that outlives its request cannot create request-scoped values afterwards."""
     provider = RequestScoped(lambda: object())
