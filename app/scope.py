@@ -84,12 +84,17 @@ class RequestScope:
         with self._lock:
             self._response_headers[name.lower()] = value
 
-    def response_headers(self) -> list[tuple[bytes, bytes]]:
+    def with_response_headers(self, start: Message) -> Message:
+        """`start` (an `http.response.start`) with the headers set through this scope."""
         with self._lock:
-            return [
-                (k.encode("latin-1"), v.encode("latin-1"))
-                for k, v in self._response_headers.items()
-            ]
+            extra = dict(self._response_headers)
+        if not extra:
+            return start
+        kept = [
+            (k, v) for k, v in start.get("headers", []) if k.decode("latin-1").lower() not in extra
+        ]
+        added = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+        return {**start, "headers": kept + added}
 
     def provide(self, key: object, value: Any) -> None:
         """Seed a value (e.g. a job's principal) so the provider under `key` returns it."""
@@ -184,13 +189,8 @@ class RequestScopeMiddleware:
         token = _current.set(request)
 
         async def send_with_scope_headers(message: Message) -> None:
-            if message["type"] == "http.response.start" and request._response_headers:
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower().decode("latin-1") not in request._response_headers
-                ]
-                message = {**message, "headers": headers + request.response_headers()}
+            if message["type"] == "http.response.start":
+                message = request.with_response_headers(message)
             await send(message)
 
         try:
