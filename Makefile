@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	mkdir -p $(VENV)/src && ln -sfn ../.. $(VENV)/src/keyscope  # mypy reads the package through it
 	touch $(STAMP)
 
 run: $(STAMP)  ## serve on 127.0.0.1:8000 (SQLite under ./var unless KEYSCOPE_DATABASE_URL says otherwise)

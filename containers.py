@@ -16,23 +16,23 @@ import jwt
 from dependency_injector import containers
 from dependency_injector import providers as di  # not to be confused with our `providers`
 
-from app.db import make_engine
-from app.key_origin import note_key_origin
-from app.keys.cache import RecordCache
-from app.keys.records import UserRecords
-from app.keys.store import KeyStore
-from app.local_dev import with_local_secrets
-from app.scope import AwaitingFactory, RequestScoped, current_bearer_token
-from app.security.envelope import EnvelopeCipher
-from app.security.keyring import Keyring
-from app.security.tokens import Principal, TokenVerifier
-from app.settings import Settings
-from app.user_keys import KeyPolicy, UserKeys, load_user_keys
-from providers import ProviderName
-from providers.copilotkit import CopilotKitClient
-from providers.exa import ExaClient
-from providers.gemini import GeminiClient
-from providers.http import SharedHttp
+from keyscope.app.db import make_engine
+from keyscope.app.key_origin import note_key_origin
+from keyscope.app.keys.cache import RecordCache
+from keyscope.app.keys.records import UserRecords
+from keyscope.app.keys.store import KeyStore
+from keyscope.app.local_dev import with_local_secrets
+from keyscope.app.scope import AwaitingFactory, RequestScoped, current_bearer_token
+from keyscope.app.security.envelope import EnvelopeCipher
+from keyscope.app.security.keyring import Keyring
+from keyscope.app.security.tokens import Principal, TokenVerifier
+from keyscope.app.settings import Settings
+from keyscope.app.user_keys import KeyPolicy, UserKeys, load_user_keys
+from keyscope.providers import ProviderName
+from keyscope.providers.copilotkit import CopilotKitClient
+from keyscope.providers.exa import ExaClient
+from keyscope.providers.gemini import GeminiClient
+from keyscope.providers.http import SharedHttp
 
 
 def load_settings() -> Settings:
@@ -43,7 +43,7 @@ def load_settings() -> Settings:
 
 def build_keyring(settings: Settings) -> Keyring:
     if settings.master_keys is None:
-        from app.errors import ConfigurationError
+        from keyscope.app.errors import ConfigurationError
 
         raise ConfigurationError("KEYSCOPE_MASTER_KEYS is not set")
     return Keyring.parse(settings.master_keys.get_secret_value())
@@ -66,7 +66,7 @@ def build_token_verifier(settings: Settings) -> TokenVerifier:
         default = ["ES256"] if "BEGIN EC PUBLIC KEY" in pem or _is_ec(pem) else ["RS256"]
         return verifier(algorithms=configured or default, key=pem)
     if settings.jwt_secret is None:
-        from app.errors import ConfigurationError
+        from keyscope.app.errors import ConfigurationError
 
         raise ConfigurationError("no JWT verification key is configured")
     return verifier(algorithms=configured or ["HS256"], key=settings.jwt_secret.get_secret_value())

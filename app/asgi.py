@@ -1,5 +1,5 @@
-"""ASGI entry point for uvicorn (`keyscope serve` and `uvicorn app.asgi:app`)."""
+"""ASGI entry point for uvicorn (`keyscope serve` and `uvicorn keyscope.app.asgi:app`)."""
 
-from app.main import create_app
+from keyscope.app.main import create_app
 
 app = create_app()

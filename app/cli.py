@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.errors import ConfigurationError
+from keyscope.app.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from app.keys.store import KeyStore
-    from containers import Container
+    from keyscope.app.keys.store import KeyStore
+    from keyscope.containers import Container
 
 cli = typer.Typer(help="keyscope: per-user AI-provider keys for FastAPI.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -23,7 +23,7 @@ console = Console(stderr=True)
 
 def _container() -> "Container":
     # Imported lazily: `keyscope --help` must not build the app.
-    from containers import Container
+    from keyscope.containers import Container
 
     return Container()
 
@@ -47,7 +47,7 @@ def serve(
     settings = container.settings()
     if migrate:
         _migrate(settings.database_url)
-    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run("keyscope.app.asgi:app", host=host, port=port, workers=workers, log_level="info")
 
 
 @cli.command("migrate")
@@ -57,7 +57,7 @@ def migrate_command() -> None:
 
 
 def _migrate(url: str) -> None:
-    from app.migrate import upgrade
+    from keyscope.app.migrate import upgrade
 
     upgrade(url)
     console.print("database migrated to head")
@@ -69,7 +69,7 @@ def token(
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=1)] = 3600,
 ) -> None:
     """Mint a development HS256 token for SUB (needs KEYSCOPE_JWT_SECRET or local mode)."""
-    from app.security.tokens import mint_token
+    from keyscope.app.security.tokens import mint_token
 
     settings = _container().settings()
     if settings.jwt_secret is None:
@@ -91,7 +91,7 @@ def token(
 @cli.command()
 def keygen(kid: str = "k1") -> None:
     """Print a new master key entry (kid:base64) to put first in KEYSCOPE_MASTER_KEYS."""
-    from app.security.keyring import new_master_key_entry
+    from keyscope.app.security.keyring import new_master_key_entry
 
     typer.echo(new_master_key_entry(kid))
 
@@ -160,7 +160,7 @@ def demo(
     requests: Annotated[int, typer.Option("--requests", min=1, max=100, help="Per user.")] = 5,
 ) -> None:
     """End-to-end demo on loopback fakes: many users, concurrent requests, who got which key."""
-    from app.demo import run_demo
+    from keyscope.app.demo import run_demo
 
     problems = run_demo(users, requests, Console())
     if problems:
@@ -179,7 +179,7 @@ def legacy_scan(
 
     Exits 1 when anything is found (so CI can gate on it), 0 when the code is clean.
     """
-    from app.legacy.scan import scan_path
+    from keyscope.app.legacy.scan import scan_path
 
     findings = scan_path(path)
     for finding in findings:

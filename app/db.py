@@ -12,7 +12,7 @@ from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from app.errors import DatabaseUnavailable
+from keyscope.app.errors import DatabaseUnavailable
 
 # Stable constraint names, so migrations written on SQLite replay on PostgreSQL.
 NAMING_CONVENTION = {

@@ -20,14 +20,14 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from app.live_server import live_server
-from app.main import create_app
-from app.migrate import upgrade
-from app.security.tokens import mint_token
-from app.settings import Settings
-from containers import Container
-from providers import ProviderName
-from providers.fakes import FakeUpstreams, UpstreamRecord
+from keyscope.app.live_server import live_server
+from keyscope.app.main import create_app
+from keyscope.app.migrate import upgrade
+from keyscope.app.security.tokens import mint_token
+from keyscope.app.settings import Settings
+from keyscope.containers import Container
+from keyscope.providers import ProviderName
+from keyscope.providers.fakes import FakeUpstreams, UpstreamRecord
 
 ROUTES: dict[ProviderName, tuple[str, str]] = {
     ProviderName.GEMINI: ("/v1/gemini/generate", "prompt"),

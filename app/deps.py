@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 from dependency_injector import providers as di
 from fastapi import Depends, Request
 
-from app.keys.store import KeyStore
-from app.security.tokens import Principal
-from app.user_keys import UserKeys
-from providers.copilotkit import CopilotKitClient
-from providers.exa import ExaClient
-from providers.gemini import GeminiClient
+from keyscope.app.keys.store import KeyStore
+from keyscope.app.security.tokens import Principal
+from keyscope.app.user_keys import UserKeys
+from keyscope.providers.copilotkit import CopilotKitClient
+from keyscope.providers.exa import ExaClient
+from keyscope.providers.gemini import GeminiClient
 
 if TYPE_CHECKING:
-    from containers import Container
+    from keyscope.containers import Container
 
 
 def provided(

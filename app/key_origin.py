@@ -5,9 +5,9 @@ provider client gets the header, the app's own routes and yours alike, with no d
 its own. A request that used several providers gets `exa=user, gemini=platform`.
 """
 
-from app.scope import current_scope_or_none
-from app.user_keys import KeyOrigin
-from providers import ProviderName
+from keyscope.app.scope import current_scope_or_none
+from keyscope.app.user_keys import KeyOrigin
+from keyscope.providers import ProviderName
 
 KEY_ORIGIN_HEADER = "X-Keyscope-Key-Origin"
 _ORIGINS = object()  # the request's {provider: origin}, kept in its RequestScope

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from app.security.keyring import new_master_key_entry
-from app.settings import Settings
+from keyscope.app.security.keyring import new_master_key_entry
+from keyscope.app.settings import Settings
 
 log = logging.getLogger("keyscope")
 

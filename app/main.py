@@ -10,14 +10,14 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
-from app.keys.router import router as keys_router
-from app.legacy.binding import LegacyEnvMiddleware
-from app.legacy.lifecycle import install_legacy_overlay, uninstall_legacy_overlay
-from app.legacy.router import router as legacy_router
-from app.problems import install_error_handlers
-from app.routes import copilotkit, exa, gemini, health
-from app.scope import RequestScopeMiddleware
-from containers import Container
+from keyscope.app.keys.router import router as keys_router
+from keyscope.app.legacy.binding import LegacyEnvMiddleware
+from keyscope.app.legacy.lifecycle import install_legacy_overlay, uninstall_legacy_overlay
+from keyscope.app.legacy.router import router as legacy_router
+from keyscope.app.problems import install_error_handlers
+from keyscope.app.routes import copilotkit, exa, gemini, health
+from keyscope.app.scope import RequestScopeMiddleware
+from keyscope.containers import Container
 
 log = logging.getLogger("keyscope")
 

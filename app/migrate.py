@@ -5,8 +5,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-import migrations
-from app.db import ensure_sqlite_directory
+from keyscope import migrations
+from keyscope.app.db import ensure_sqlite_directory
 
 
 def alembic_config(database_url: str) -> Config:

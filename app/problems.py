@@ -13,8 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import PROBLEM_BASE, AppError
-from providers.errors import ProviderError, RateLimited
+from keyscope.app.errors import PROBLEM_BASE, AppError
+from keyscope.providers.errors import ProviderError, RateLimited
 
 log = logging.getLogger("keyscope")
 

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from dependency_injector import providers as di
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import OutsideRequestScope
+from keyscope.app.errors import OutsideRequestScope
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.errors import ConfigurationError
-from providers import ProviderName
+from keyscope.app.errors import ConfigurationError
+from keyscope.providers import ProviderName
 
 # Values people paste from examples; refusing them in production catches a forgotten step.
 PLACEHOLDERS = frozenset(

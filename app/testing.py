@@ -8,8 +8,8 @@ with another `RequestScoped` instead (style 2; see README "Testing with keyscope
 
 from collections.abc import Mapping
 
-from app.user_keys import KeyOrigin, KeyPolicy, ResolvedKey, Secret, UserKeys
-from providers import ProviderName
+from keyscope.app.user_keys import KeyOrigin, KeyPolicy, ResolvedKey, Secret, UserKeys
+from keyscope.providers import ProviderName
 
 
 class StaticUserKeys(UserKeys):

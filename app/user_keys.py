@@ -17,12 +17,12 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from app.errors import KeyUnreadable, MissingKey
-from app.keys.records import UserRecords
-from app.keys.store import KeyStore
-from app.security.envelope import EnvelopeCipher, SealBroken, UnknownMasterKey
-from app.security.tokens import Principal
-from providers import ProviderName
+from keyscope.app.errors import KeyUnreadable, MissingKey
+from keyscope.app.keys.records import UserRecords
+from keyscope.app.keys.store import KeyStore
+from keyscope.app.security.envelope import EnvelopeCipher, SealBroken, UnknownMasterKey
+from keyscope.app.security.tokens import Principal
+from keyscope.providers import ProviderName
 
 log = logging.getLogger("keyscope.keys")
 

@@ -41,8 +41,8 @@ LADDER = ("none", "principal", "user_keys", "decrypt", "client", "bench")
 
 def add_ladder_routes(app: FastAPI) -> None:
     """The ladder's routes on the keyscope app (bench-only paths under /breakdown)."""
-    from app.deps import GeminiDep, PrincipalDep, UserKeysDep
-    from providers import ProviderName
+    from keyscope.app.deps import GeminiDep, PrincipalDep, UserKeysDep
+    from keyscope.providers import ProviderName
 
     @app.get("/breakdown/none")
     async def none() -> dict[str, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psycopg
 
-from app.migrate import upgrade
+from keyscope.app.migrate import upgrade
 
 log = logging.getLogger("bench")
 

@@ -27,21 +27,21 @@ from google import genai
 from pydantic import SecretStr
 from sqlmodel import Session, create_engine, select
 
-from app.keys.cache import RecordCache
-from app.legacy import overlay
-from app.scope import request_scope
-from app.security.envelope import EnvelopeCipher
-from app.security.keyring import Keyring
-from app.security.tokens import TokenVerifier, mint_token
-from app.settings import Settings
 from bench.apps.seed_schema import SeedApiKey, fernet
 from bench.databases import sqlite_database
 from bench.environment import JWT_SECRET, MASTER_KEYS
 from bench.seeding import BenchUser, make_users, seed_keyscope, seed_seed_design
-from containers import Container
-from providers import ProviderName
-from providers.gemini import GeminiClient
-from providers.http import SharedHttp
+from keyscope.app.keys.cache import RecordCache
+from keyscope.app.legacy import overlay
+from keyscope.app.scope import request_scope
+from keyscope.app.security.envelope import EnvelopeCipher
+from keyscope.app.security.keyring import Keyring
+from keyscope.app.security.tokens import TokenVerifier, mint_token
+from keyscope.app.settings import Settings
+from keyscope.containers import Container
+from keyscope.providers import ProviderName
+from keyscope.providers.gemini import GeminiClient
+from keyscope.providers.http import SharedHttp
 
 Result = dict[str, Any]
 REPEAT = 5

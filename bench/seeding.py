@@ -15,13 +15,13 @@ from dependency_injector import providers as di
 from pydantic import SecretStr
 from sqlmodel import Session, SQLModel, create_engine
 
-from app.security.tokens import mint_token
-from app.settings import Settings
 from bench.apps.seed_schema import SeedApiKey, fernet
 from bench.environment import JWT_SECRET, MASTER_KEYS
 from bench.fingerprint import fingerprint
-from containers import Container
-from providers import ProviderName
+from keyscope.app.security.tokens import mint_token
+from keyscope.app.settings import Settings
+from keyscope.containers import Container
+from keyscope.providers import ProviderName
 
 TOKEN_TTL_SECONDS = 3 * 3600
 PUTS_IN_FLIGHT = 16

@@ -3,8 +3,8 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from app.db import metadata
-from app.keys import models  # noqa: F401  # registers the tables on `metadata`
+from keyscope.app.db import metadata
+from keyscope.app.keys import models  # noqa: F401  # registers the tables on `metadata`
 
 config = context.config
 
@@ -13,7 +13,7 @@ def _url() -> str:
     url = config.attributes.get("url")
     if isinstance(url, str):
         return url
-    from app.settings import Settings
+    from keyscope.app.settings import Settings
 
     return Settings().database_url
 

@@ -10,9 +10,9 @@ from types import TracebackType
 
 import httpx
 
-from providers import ProviderName
-from providers.errors import ProviderError, error_for_status
-from providers.http import (
+from keyscope.providers import ProviderName
+from keyscope.providers.errors import ProviderError, error_for_status
+from keyscope.providers.http import (
     SharedHttp,
     error_for_transport,
     redact,

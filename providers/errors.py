@@ -4,7 +4,7 @@ Each carries the provider's name and an HTTP status the service maps it to, and 
 that never contains a key: adapters build messages from status codes and names only.
 """
 
-from providers import ProviderName
+from keyscope.providers import ProviderName
 
 
 class ProviderError(Exception):

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from providers import ProviderName
-from providers.errors import ProviderError, Unavailable, error_for_status
-from providers.http import (
+from keyscope.providers import ProviderName
+from keyscope.providers.errors import ProviderError, Unavailable, error_for_status
+from keyscope.providers.http import (
     SharedHttp,
     error_for_transport,
     redact,

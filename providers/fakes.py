@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar
 
-from providers import ProviderName
+from keyscope.providers import ProviderName
 
 RETRY_AFTER_SECONDS = 7
 QUOTA_RETRY_SECONDS = 3

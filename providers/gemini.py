@@ -17,15 +17,15 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from providers import ProviderName
-from providers.errors import (
+from keyscope.providers import ProviderName
+from keyscope.providers.errors import (
     BadUpstreamRequest,
     KeyRejected,
     ProviderError,
     Unavailable,
     error_for_status,
 )
-from providers.http import (
+from keyscope.providers.http import (
     SharedHttp,
     error_for_transport,
     redact,

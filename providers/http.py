@@ -14,8 +14,8 @@ from types import TracebackType
 
 import httpx
 
-from providers import ProviderName
-from providers.errors import KeyRejected, ProviderError, Unavailable, UpstreamTimeout
+from keyscope.providers import ProviderName
+from keyscope.providers.errors import KeyRejected, ProviderError, Unavailable, UpstreamTimeout
 
 
 class SharedHttp:

@@ -16,13 +16,13 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import Engine, delete
 
-from app.db import make_engine
-from app.keys.models import provider_keys
-from app.main import create_app
-from app.security.tokens import mint_token
-from app.settings import Settings
-from containers import Container
-from providers.fakes import FakeUpstreams
+from keyscope.app.db import make_engine
+from keyscope.app.keys.models import provider_keys
+from keyscope.app.main import create_app
+from keyscope.app.security.tokens import mint_token
+from keyscope.app.settings import Settings
+from keyscope.containers import Container
+from keyscope.providers.fakes import FakeUpstreams
 from tests.databases import migrated_database
 
 JWT_SECRET = "test-jwt-secret-that-is-long-enough-0123456789"

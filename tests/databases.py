@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from app.migrate import upgrade
+from keyscope.app.migrate import upgrade
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "KEYSCOPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

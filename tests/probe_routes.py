@@ -12,8 +12,8 @@ import anyio.from_thread
 from fastapi import APIRouter, BackgroundTasks
 from starlette.responses import StreamingResponse
 
-from app.deps import ExaDep, GeminiDep, UserKeysDep
-from providers.exa import ExaClient
+from keyscope.app.deps import ExaDep, GeminiDep, UserKeysDep
+from keyscope.providers.exa import ExaClient
 
 router = APIRouter(prefix="/probe")
 

@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 def _keyscope(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "keyscope.app.cli", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -44,7 +44,7 @@ def test_quick_start_in_local_mode(tmp_path: Path) -> None:
     env = _clean_env()
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "keyscope.app.cli", "serve", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -123,7 +123,7 @@ def test_demo_reports_zero_wrong_keys() -> None:
 
     from rich.console import Console
 
-    from app.demo import run_demo
+    from keyscope.app.demo import run_demo
 
     out = io.StringIO()
     problems = run_demo(6, 4, Console(file=out, width=120))

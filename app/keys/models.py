@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.db import metadata
+from keyscope.app.db import metadata
 
 
 class KeysBase(SQLModel):

@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from app.security.envelope import Sealed
-from providers import ProviderName
+from keyscope.app.security.envelope import Sealed
+from keyscope.providers import ProviderName
 
 
 @dataclass(frozen=True)

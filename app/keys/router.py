@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import KeyStoreDep, PrincipalDep
-from app.errors import KeyNotFound, UnknownProvider
-from app.keys.schemas import KeyIn, KeyList, KeyOut
-from providers import ProviderName
+from keyscope.app.deps import KeyStoreDep, PrincipalDep
+from keyscope.app.errors import KeyNotFound, UnknownProvider
+from keyscope.app.keys.schemas import KeyIn, KeyList, KeyOut
+from keyscope.providers import ProviderName
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 

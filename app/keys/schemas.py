@@ -5,8 +5,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
-from app.keys.records import StoredKey
-from providers import ProviderName
+from keyscope.app.keys.records import StoredKey
+from keyscope.providers import ProviderName
 
 MAX_KEY_CHARS = 4096
 # Keys travel in HTTP headers, which carry visible ASCII only; anything else is a paste error

@@ -15,12 +15,12 @@ import anyio.to_thread
 from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.db import database_errors
-from app.keys.cache import RecordCache
-from app.keys.models import provider_keys
-from app.keys.records import StoredKey, UserRecords
-from app.security.envelope import EnvelopeCipher, SealBroken, Sealed
-from providers import ProviderName
+from keyscope.app.db import database_errors
+from keyscope.app.keys.cache import RecordCache
+from keyscope.app.keys.models import provider_keys
+from keyscope.app.keys.records import StoredKey, UserRecords
+from keyscope.app.security.envelope import EnvelopeCipher, SealBroken, Sealed
+from keyscope.providers import ProviderName
 
 log = logging.getLogger("keyscope.keys")
 

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import AppError, OutsideRequestScope
-from app.scope import awaited, current_scope_or_none
-from providers import ProviderName
+from keyscope.app.errors import AppError, OutsideRequestScope
+from keyscope.app.scope import awaited, current_scope_or_none
+from keyscope.providers import ProviderName
 
 if TYPE_CHECKING:
-    from app.legacy.overlay import KeySource
-    from containers import Container
+    from keyscope.app.legacy.overlay import KeySource
+    from keyscope.containers import Container
 
 _SOURCE_SLOT = object()  # where the request's KeySource lives in its RequestScope
 

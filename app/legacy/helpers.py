@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from app.legacy import overlay
+from keyscope.app.legacy import overlay
 
 P = ParamSpec("P")
 T = TypeVar("T")

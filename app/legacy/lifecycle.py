@@ -3,13 +3,13 @@
 import logging
 from typing import TYPE_CHECKING
 
-from app.legacy import overlay
-from app.legacy.binding import current_source
-from app.legacy.examples import gemini_service
-from providers.gemini import gemini_http_options
+from keyscope.app.legacy import overlay
+from keyscope.app.legacy.binding import current_source
+from keyscope.app.legacy.examples import gemini_service
+from keyscope.providers.gemini import gemini_http_options
 
 if TYPE_CHECKING:
-    from containers import Container
+    from keyscope.containers import Container
 
 log = logging.getLogger("keyscope.legacy")
 

@@ -56,13 +56,17 @@ from sys import _getframe
 from types import MappingProxyType
 from typing import Any, Final, Protocol, TypeVar
 
-from app.legacy import callsites, request_state
-from app.legacy.callsites import counts as _counts
-from app.legacy.callsites import plumbing_cache as _plumbing_cache
-from app.legacy.callsites import read_counts, reset_counts
-from app.legacy.errors import ManagedNameOutsideRequest, OverlayAlreadyInstalled, OverlayError
-from app.legacy.request_state import states as _request_states
-from providers import ProviderName
+from keyscope.app.legacy import callsites, request_state
+from keyscope.app.legacy.callsites import counts as _counts
+from keyscope.app.legacy.callsites import plumbing_cache as _plumbing_cache
+from keyscope.app.legacy.callsites import read_counts, reset_counts
+from keyscope.app.legacy.errors import (
+    ManagedNameOutsideRequest,
+    OverlayAlreadyInstalled,
+    OverlayError,
+)
+from keyscope.app.legacy.request_state import states as _request_states
+from keyscope.providers import ProviderName
 
 MANAGED_NAMES: Final[Mapping[str, ProviderName]] = MappingProxyType(
     {

@@ -12,7 +12,7 @@ import threading
 import weakref
 from collections.abc import Hashable
 
-from app.legacy.errors import OverlayError
+from keyscope.app.legacy.errors import OverlayError
 
 
 class RequestState:

@@ -8,11 +8,11 @@ from contextlib import contextmanager
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import StreamingResponse
 
-from app.deps import provided
-from app.errors import MissingKey
-from app.legacy.examples import gemini_service
-from app.routes.gemini import GenerateIn, GenerateOut
-from providers.gemini import translate_error
+from keyscope.app.deps import provided
+from keyscope.app.errors import MissingKey
+from keyscope.app.legacy.examples import gemini_service
+from keyscope.app.routes.gemini import GenerateIn, GenerateOut
+from keyscope.providers.gemini import translate_error
 
 # Authentication is the route's own business, as for every other route: the overlay only
 # binds keys, it does not reject requests.

@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import Final
 
-from app.legacy.overlay import MANAGED_NAMES
+from keyscope.app.legacy.overlay import MANAGED_NAMES
 
 
 class FindingKind(StrEnum):
@@ -47,20 +47,22 @@ FIX: Final[dict[FindingKind, str]] = {
     ),
     FindingKind.GENAI_CONFIGURE: (
         "create a google-genai Client per request with api_key=...; meanwhile "
-        "app.legacy.helpers.patch_genai_configure() makes configure() per request"
+        "keyscope.app.legacy.helpers.patch_genai_configure() makes configure() per request"
     ),
     FindingKind.RAW_THREAD: (
-        "use app.legacy.helpers.start_thread() / ContextThread, which carry the request's context"
+        "use keyscope.app.legacy.helpers.start_thread() / ContextThread, "
+        "which carry the request's context"
     ),
     FindingKind.THREAD_POOL: (
-        "use app.legacy.helpers.ContextThreadPoolExecutor, or asyncio.to_thread"
+        "use keyscope.app.legacy.helpers.ContextThreadPoolExecutor, or asyncio.to_thread"
     ),
     FindingKind.RUN_IN_EXECUTOR: (
-        "use app.legacy.helpers.run_in_executor(loop, executor, fn, *args), or asyncio.to_thread"
+        "use keyscope.app.legacy.helpers.run_in_executor(loop, executor, fn, *args), "
+        "or asyncio.to_thread"
     ),
     FindingKind.ENVIRONB: "read os.environ (str) instead, or inject the key",
     FindingKind.SUBPROCESS_ENV: (
-        "if the child needs a provider key pass env=app.legacy.helpers.subprocess_env(); "
+        "if the child needs a provider key pass env=keyscope.app.legacy.helpers.subprocess_env(); "
         "otherwise pass env= explicitly to show it does not"
     ),
     FindingKind.UNPARSABLE: "fix the syntax (or exclude the file) so the scan can check it",

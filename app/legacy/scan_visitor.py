@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from app.legacy.scan_rules import (
+from keyscope.app.legacy.scan_rules import (
     CLIENT_CONSTRUCTORS,
     ENV_GETTERS,
     ENV_MAPPING,
@@ -274,7 +274,7 @@ class _Visitor(ast.NodeVisitor):
         elif (
             isinstance(node.func, ast.Attribute)
             and node.func.attr == "run_in_executor"
-            and (dotted is None or not dotted.startswith("app.legacy."))
+            and (dotted is None or not dotted.startswith("keyscope.app.legacy."))
         ):
             self.report(
                 node,

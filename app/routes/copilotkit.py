@@ -5,9 +5,9 @@ from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
-from app.deps import CopilotKitDep, UserKeysDep
-from app.errors import AppError
-from providers import ProviderName
+from keyscope.app.deps import CopilotKitDep, UserKeysDep
+from keyscope.app.errors import AppError
+from keyscope.providers import ProviderName
 
 router = APIRouter(prefix="/v1/copilotkit", tags=["copilotkit"])
 

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.deps import ExaDep
+from keyscope.app.deps import ExaDep
 
 router = APIRouter(prefix="/v1/exa", tags=["exa"])
 

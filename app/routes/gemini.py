@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.deps import GeminiDep
+from keyscope.app.deps import GeminiDep
 
 router = APIRouter(prefix="/v1/gemini", tags=["gemini"])
 

@@ -3,9 +3,9 @@
 import anyio
 from fastapi import APIRouter, Response
 
-from app.deps import KeyStoreDep
-from app.errors import DatabaseUnavailable
-from app.problems import problem
+from keyscope.app.deps import KeyStoreDep
+from keyscope.app.errors import DatabaseUnavailable
+from keyscope.app.problems import problem
 
 router = APIRouter(tags=["health"])
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.security.keyring import Keyring
+from keyscope.app.security.keyring import Keyring
 
 FORMAT_VERSION = 1
 NONCE_BYTES = 12

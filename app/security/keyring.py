@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from app.errors import ConfigurationError
+from keyscope.app.errors import ConfigurationError
 
 MASTER_KEY_BYTES = 32
 _KID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -17,7 +17,7 @@ from typing import Any
 import anyio.to_thread
 import jwt
 
-from app.errors import InvalidToken
+from keyscope.app.errors import InvalidToken
 
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_SUBJECT_CHARS = 255

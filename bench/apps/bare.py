@@ -14,8 +14,8 @@ from bench.apps.common import (
     stats_router,
 )
 from bench.environment import GEMINI_BASE_URL
-from providers.gemini import GeminiClient
-from providers.http import SharedHttp
+from keyscope.providers.gemini import GeminiClient
+from keyscope.providers.http import SharedHttp
 
 HARD_CODED_KEY = "AIza-bench-hard-coded-key-0000000000000"
 

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bench.fingerprint import fingerprint
-from providers.gemini import GeminiClient
+from keyscope.providers.gemini import GeminiClient
 
 Answer = dict[str, str | None]
 

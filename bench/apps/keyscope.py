@@ -17,12 +17,6 @@ from typing import Any
 from dependency_injector import providers as di
 from fastapi import HTTPException, Request
 
-from app.deps import GeminiDep, PrincipalDep
-from app.legacy import overlay
-from app.main import create_app
-from app.scope import current_scope
-from app.security.tokens import Principal
-from app.settings import Settings
 from bench.apps.common import (
     Answer,
     CountRequestQueries,
@@ -31,8 +25,14 @@ from bench.apps.common import (
     match_first,
     stats_router,
 )
-from containers import Container
-from providers.gemini import GeminiClient
+from keyscope.app.deps import GeminiDep, PrincipalDep
+from keyscope.app.legacy import overlay
+from keyscope.app.main import create_app
+from keyscope.app.scope import current_scope
+from keyscope.app.security.tokens import Principal
+from keyscope.app.settings import Settings
+from keyscope.containers import Container
+from keyscope.providers.gemini import GeminiClient
 
 settings = Settings(_env_file=None)
 container = Container(settings=di.Object(settings))

@@ -30,8 +30,8 @@ from bench.apps.common import (
 )
 from bench.apps.seed_schema import SeedApiKey, fernet
 from bench.environment import GEMINI_BASE_URL, JWT_SECRET
-from providers.gemini import GeminiClient
-from providers.http import SharedHttp
+from keyscope.providers.gemini import GeminiClient
+from keyscope.providers.http import SharedHttp
 
 DEPLOY_ENV = os.environ.get("DEPLOY_ENV", "production")
 engine = create_engine(os.environ["BENCH_SEED_DATABASE_URL"])

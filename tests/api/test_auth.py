@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from dependency_injector import providers as di
 from sqlalchemy import Engine
 
-from app.main import create_app
-from containers import Container
+from keyscope.app.main import create_app
+from keyscope.containers import Container
 from tests.conftest import JWT_SECRET, make_settings
 
 pytestmark = pytest.mark.anyio

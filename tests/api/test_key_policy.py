@@ -11,11 +11,11 @@ from dependency_injector import providers as di
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from app.key_origin import KEY_ORIGIN_HEADER
-from app.main import create_app
-from containers import Container
-from providers import ProviderName
-from providers.fakes import FakeUpstreams
+from keyscope.app.key_origin import KEY_ORIGIN_HEADER
+from keyscope.app.main import create_app
+from keyscope.containers import Container
+from keyscope.providers import ProviderName
+from keyscope.providers.fakes import FakeUpstreams
 from tests.conftest import make_settings, upstream_urls
 
 pytestmark = pytest.mark.anyio
@@ -110,7 +110,7 @@ async def test_decrypt_failure_never_falls_back(
     """A stored key that fails to decrypt is a 409 problem even where fallback is allowed."""
     from sqlalchemy import update
 
-    from app.keys.models import provider_keys
+    from keyscope.app.keys.models import provider_keys
 
     async with client_with(platform_fallback="gemini") as client:
         await client.put(

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from app.keys.models import provider_keys
+from keyscope.app.keys.models import provider_keys
 
 pytestmark = pytest.mark.anyio
 

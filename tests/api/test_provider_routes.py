@@ -7,11 +7,11 @@ import pytest
 from dependency_injector import providers as di
 from sqlalchemy import Engine
 
-from app.key_origin import KEY_ORIGIN_HEADER
-from app.main import create_app
-from containers import Container
-from providers import ProviderName
-from providers.fakes import FakeUpstreams
+from keyscope.app.key_origin import KEY_ORIGIN_HEADER
+from keyscope.app.main import create_app
+from keyscope.containers import Container
+from keyscope.providers import ProviderName
+from keyscope.providers.fakes import FakeUpstreams
 from tests.conftest import make_settings, upstream_urls
 
 pytestmark = pytest.mark.anyio

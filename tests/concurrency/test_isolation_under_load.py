@@ -19,15 +19,15 @@ import pytest
 from dependency_injector import providers as di
 from fastapi import FastAPI
 
-from app.keys.store import KeyStore
-from app.live_server import live_server
-from app.main import create_app
-from app.scope import RequestScoped, awaited, current_scope
-from app.security.tokens import Principal
-from app.user_keys import KeyPolicy, UserKeys, load_user_keys
-from containers import Container
-from providers import ProviderName
-from providers.fakes import FakeUpstreams, UpstreamRecord
+from keyscope.app.keys.store import KeyStore
+from keyscope.app.live_server import live_server
+from keyscope.app.main import create_app
+from keyscope.app.scope import RequestScoped, awaited, current_scope
+from keyscope.app.security.tokens import Principal
+from keyscope.app.user_keys import KeyPolicy, UserKeys, load_user_keys
+from keyscope.containers import Container
+from keyscope.providers import ProviderName
+from keyscope.providers.fakes import FakeUpstreams, UpstreamRecord
 from tests.probe_routes import router as probe_router
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import make_url
 
-from app.errors import KeyUnreadable
-from app.keys.models import provider_keys
-from app.scope import awaited, request_scope
-from app.user_keys import UserKeys
-from containers import Container
-from providers import ProviderName
+from keyscope.app.errors import KeyUnreadable
+from keyscope.app.keys.models import provider_keys
+from keyscope.app.scope import awaited, request_scope
+from keyscope.app.user_keys import UserKeys
+from keyscope.containers import Container
+from keyscope.providers import ProviderName
 
 pytestmark = pytest.mark.anyio
 

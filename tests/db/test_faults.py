@@ -10,9 +10,9 @@ import pytest
 from dependency_injector import providers as di
 from sqlalchemy.engine import make_url
 
-from app.main import create_app
-from app.migrate import upgrade
-from containers import Container
+from keyscope.app.main import create_app
+from keyscope.app.migrate import upgrade
+from keyscope.containers import Container
 from tests.conftest import make_settings
 from tests.databases import postgres_database
 from tests.tcp_proxy import TcpProxy

@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from app.db import metadata
-from app.migrate import alembic_config, upgrade
+from keyscope.app.db import metadata
+from keyscope.app.migrate import alembic_config, upgrade
 from tests.databases import postgres_database, sqlite_url
 
 

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
-from app.keys.models import provider_keys
-from app.security.envelope import EnvelopeCipher, Sealed
-from app.security.keyring import Keyring
+from keyscope.app.keys.models import provider_keys
+from keyscope.app.security.envelope import EnvelopeCipher, Sealed
+from keyscope.app.security.keyring import Keyring
 from tests.conftest import JWT_SECRET, MASTER_KEY_K1, MASTER_KEY_K2
 
 ROWS = 3000
@@ -83,7 +83,7 @@ def _rotate(database_url: str, *args: str) -> subprocess.Popen[str]:
         "KEYSCOPE_JWT_SECRET": JWT_SECRET,
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "rotate", *args],
+        [sys.executable, "-m", "keyscope.app.cli", "rotate", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -14,8 +14,8 @@ from contextvars import ContextVar
 
 import pytest
 
-from app.legacy import overlay
-from providers import ProviderName
+from keyscope.app.legacy import overlay
+from keyscope.providers import ProviderName
 
 OPERATOR_KEYS = {name: f"operator-{name.lower()}-0000" for name in overlay.MANAGED_NAMES}
 USER_KEY_PREFIX = "user-key-"

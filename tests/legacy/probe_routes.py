@@ -6,10 +6,10 @@ import contextlib
 
 from fastapi import APIRouter, BackgroundTasks
 
-from app.legacy.examples import gemini_service
-from app.legacy.helpers import ContextThreadPoolExecutor, run_in_executor
-from app.legacy.router import legacy_errors
-from app.routes.gemini import GenerateIn
+from keyscope.app.legacy.examples import gemini_service
+from keyscope.app.legacy.helpers import ContextThreadPoolExecutor, run_in_executor
+from keyscope.app.legacy.router import legacy_errors
+from keyscope.app.routes.gemini import GenerateIn
 
 MODEL = "gemini-2.5-flash"
 router = APIRouter(prefix="/probe-legacy")

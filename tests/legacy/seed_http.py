@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from app.errors import AppError
-from app.scope import awaited
-from app.user_keys import UserKeys
-from providers import ProviderName
+from keyscope.app.errors import AppError
+from keyscope.app.scope import awaited
+from keyscope.app.user_keys import UserKeys
+from keyscope.providers import ProviderName
 from tests.legacy.seed_middleware import SeedApiKeyInjection
 
 

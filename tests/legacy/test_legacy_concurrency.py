@@ -9,7 +9,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from providers import ProviderName
+from keyscope.providers import ProviderName
 from tests.legacy.conftest import (
     OPERATOR_KEYS,
     USER_KEY_PREFIX,

@@ -5,7 +5,7 @@ import os
 import pytest
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from app.legacy import overlay
+from keyscope.app.legacy import overlay
 from tests.legacy.conftest import InstallOverlay, in_request, keys_for
 
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from app.legacy import helpers, overlay
-from providers import ProviderName
+from keyscope.app.legacy import helpers, overlay
+from keyscope.providers import ProviderName
 from tests.legacy.conftest import in_request, keys_for, user_key
 
 pytestmark = pytest.mark.anyio

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from app.legacy import overlay, request_state
-from providers import ProviderName
+from keyscope.app.legacy import overlay, request_state
+from keyscope.providers import ProviderName
 from tests.legacy.conftest import (
     OPERATOR_KEYS,
     USER_KEY_PREFIX,

@@ -8,7 +8,7 @@ import pytest
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from providers import ProviderName
+from keyscope.providers import ProviderName
 from tests.legacy.conftest import OPERATOR_KEYS, in_request, keys_for, user_key
 
 pytestmark = pytest.mark.usefixtures("installed")

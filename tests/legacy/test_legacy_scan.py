@@ -4,7 +4,7 @@ import io
 import tokenize
 from pathlib import Path
 
-from app.legacy.scan import Finding, FindingKind, scan_path, scan_source
+from keyscope.app.legacy.scan import Finding, FindingKind, scan_path, scan_source
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LEGACY_APP = FIXTURES / "legacy_app"
@@ -105,7 +105,7 @@ def test_cli_scan_prints_file_line_for_each_finding_and_exits_1() -> None:
     """`keyscope legacy scan PATH` prints one `file:line` row per finding, exit 1 when any."""
     from typer.testing import CliRunner
 
-    from app.cli import cli
+    from keyscope.app.cli import cli
 
     result = CliRunner().invoke(cli, ["legacy", "scan", str(LEGACY_APP)])
     assert result.exit_code == 1
@@ -118,7 +118,7 @@ def test_cli_scan_of_clean_code_exits_0(tmp_path: Path) -> None:
     """Code that reads no managed name from the environment: no rows, exit 0."""
     from typer.testing import CliRunner
 
-    from app.cli import cli
+    from keyscope.app.cli import cli
 
     (tmp_path / "clean.py").write_text("import os\nHOME = os.getenv('HOME')\n")
     result = CliRunner().invoke(cli, ["legacy", "scan", str(tmp_path)])

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio.to_thread
 import pytest
 
-from app.legacy import helpers
-from providers import ProviderName
+from keyscope.app.legacy import helpers
+from keyscope.providers import ProviderName
 from tests.legacy.conftest import (
     OPERATOR_KEYS,
     USER_KEY_PREFIX,

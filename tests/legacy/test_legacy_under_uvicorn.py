@@ -20,16 +20,16 @@ import pytest
 from dependency_injector import providers as di
 from sqlalchemy import Engine
 
-from app.legacy import overlay
-from app.legacy.errors import ManagedNameOutsideRequest
-from app.legacy.examples import gemini_service
-from app.legacy.router import router as legacy_router
-from app.live_server import live_server
-from app.main import create_app
-from containers import Container
-from providers import ProviderName
-from providers.fakes import FakeUpstreams
-from providers.gemini import gemini_http_options
+from keyscope.app.legacy import overlay
+from keyscope.app.legacy.errors import ManagedNameOutsideRequest
+from keyscope.app.legacy.examples import gemini_service
+from keyscope.app.legacy.router import router as legacy_router
+from keyscope.app.live_server import live_server
+from keyscope.app.main import create_app
+from keyscope.containers import Container
+from keyscope.providers import ProviderName
+from keyscope.providers.fakes import FakeUpstreams
+from keyscope.providers.gemini import gemini_http_options
 from tests.conftest import make_settings, upstream_urls
 from tests.legacy.probe_routes import router as probe_router
 from tests.legacy.seed_http import SeedHttpMiddleware

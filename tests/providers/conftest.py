@@ -4,8 +4,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from providers.fakes import FakeUpstreams
-from providers.http import SharedHttp
+from keyscope.providers.fakes import FakeUpstreams
+from keyscope.providers.http import SharedHttp
 
 # Longer than the clients' read timeout below, so `slow…` keys time out quickly.
 SLOW_SECONDS = 1.0

@@ -4,12 +4,12 @@ import asyncio
 
 import pytest
 
-from providers import ProviderName
-from providers.copilotkit import CopilotKitClient
-from providers.exa import ExaClient
-from providers.fakes import FakeUpstreams
-from providers.gemini import GeminiClient
-from providers.http import SharedHttp
+from keyscope.providers import ProviderName
+from keyscope.providers.copilotkit import CopilotKitClient
+from keyscope.providers.exa import ExaClient
+from keyscope.providers.fakes import FakeUpstreams
+from keyscope.providers.gemini import GeminiClient
+from keyscope.providers.http import SharedHttp
 
 pytestmark = pytest.mark.anyio
 

@@ -4,17 +4,17 @@ import time
 
 import pytest
 
-from providers import ProviderName
-from providers.copilotkit import KEY_HEADER, CopilotKitClient
-from providers.errors import (
+from keyscope.providers import ProviderName
+from keyscope.providers.copilotkit import KEY_HEADER, CopilotKitClient
+from keyscope.providers.errors import (
     KeyRejected,
     ProviderError,
     RateLimited,
     Unavailable,
     UpstreamTimeout,
 )
-from providers.fakes import RETRY_AFTER_SECONDS, FakeUpstreams
-from providers.http import SharedHttp
+from keyscope.providers.fakes import RETRY_AFTER_SECONDS, FakeUpstreams
+from keyscope.providers.http import SharedHttp
 from tests.providers.conftest import STREAM_CHUNKS, STREAM_DELAY
 from tests.providers.support import assert_not_leaked, new_key, refusing_url
 

@@ -2,17 +2,17 @@
 
 import pytest
 
-from providers import ProviderName
-from providers.errors import (
+from keyscope.providers import ProviderName
+from keyscope.providers.errors import (
     KeyRejected,
     ProviderError,
     RateLimited,
     Unavailable,
     UpstreamTimeout,
 )
-from providers.exa import ExaClient, ExaResult
-from providers.fakes import RETRY_AFTER_SECONDS, FakeUpstreams
-from providers.http import SharedHttp
+from keyscope.providers.exa import ExaClient, ExaResult
+from keyscope.providers.fakes import RETRY_AFTER_SECONDS, FakeUpstreams
+from keyscope.providers.http import SharedHttp
 from tests.providers.support import assert_not_leaked, new_key, refusing_url
 
 pytestmark = pytest.mark.anyio

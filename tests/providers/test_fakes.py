@@ -7,8 +7,8 @@ import threading
 import httpx
 import pytest
 
-from providers import ProviderName
-from providers.fakes import GEMINI_MODELS, FakeUpstreams
+from keyscope.providers import ProviderName
+from keyscope.providers.fakes import GEMINI_MODELS, FakeUpstreams
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,8 @@ import pytest
 from google import genai
 from google.genai import errors as genai_errors
 
-from providers import ProviderName
-from providers.errors import (
+from keyscope.providers import ProviderName
+from keyscope.providers.errors import (
     BadUpstreamRequest,
     KeyRejected,
     ProviderError,
@@ -18,15 +18,15 @@ from providers.errors import (
     Unavailable,
     UpstreamTimeout,
 )
-from providers.fakes import QUOTA_RETRY_SECONDS, RETRY_AFTER_SECONDS, FakeUpstreams
-from providers.gemini import (
+from keyscope.providers.fakes import QUOTA_RETRY_SECONDS, RETRY_AFTER_SECONDS, FakeUpstreams
+from keyscope.providers.gemini import (
     DEFAULT_BASE_URL,
     GeminiAnswer,
     GeminiClient,
     gemini_http_options,
     translate_error,
 )
-from providers.http import SharedHttp
+from keyscope.providers.http import SharedHttp
 from tests.providers.support import assert_not_leaked, new_key, refusing_url
 
 pytestmark = pytest.mark.anyio

@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from providers import ProviderName
-from providers.copilotkit import CopilotKitClient
-from providers.errors import KeyRejected, RateLimited
-from providers.fakes import FakeUpstreams
-from providers.http import SharedHttp, redact, require_header_safe_key, retry_after_seconds
+from keyscope.providers import ProviderName
+from keyscope.providers.copilotkit import CopilotKitClient
+from keyscope.providers.errors import KeyRejected, RateLimited
+from keyscope.providers.fakes import FakeUpstreams
+from keyscope.providers.http import SharedHttp, redact, require_header_safe_key, retry_after_seconds
 from tests.providers.support import new_key
 
 pytestmark = pytest.mark.anyio

@@ -10,15 +10,15 @@ from dependency_injector import providers as di
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine, event
 
-from app.deps import UserKeysDep
-from app.errors import OutsideRequestScope
-from app.scope import RequestScoped, awaited, request_scope
-from app.security.envelope import EnvelopeCipher, Sealed
-from app.testing import StaticUserKeys
-from app.user_keys import UserKeys
-from containers import Container
-from providers import ProviderName
-from providers.fakes import FakeUpstreams
+from keyscope.app.deps import UserKeysDep
+from keyscope.app.errors import OutsideRequestScope
+from keyscope.app.scope import RequestScoped, awaited, request_scope
+from keyscope.app.security.envelope import EnvelopeCipher, Sealed
+from keyscope.app.testing import StaticUserKeys
+from keyscope.app.user_keys import UserKeys
+from keyscope.containers import Container
+from keyscope.providers import ProviderName
+from keyscope.providers.fakes import FakeUpstreams
 
 pytestmark = pytest.mark.anyio
 
@@ -214,7 +214,7 @@ async def test_override_a_client_with_a_fake(container: Container, auth: Auth) -
 
     class FakeExa:
         async def search(self, query: str, _num_results: int) -> list[Any]:
-            from providers.exa import ExaResult
+            from keyscope.providers.exa import ExaResult
 
             return [ExaResult(title=f"fake {query}", url="https://example.test")]
 
@@ -245,7 +245,7 @@ async def test_def_endpoint_sees_its_own_request_values(container: Container, au
 
 
 def _app(container: Container) -> FastAPI:
-    from app.main import create_app
+    from keyscope.app.main import create_app
 
     return create_app(container)
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from app.errors import ConfigurationError
-from app.security.envelope import EnvelopeCipher, SealBroken, UnknownMasterKey
-from app.security.keyring import Keyring, new_master_key_entry
+from keyscope.app.errors import ConfigurationError
+from keyscope.app.security.envelope import EnvelopeCipher, SealBroken, UnknownMasterKey
+from keyscope.app.security.keyring import Keyring, new_master_key_entry
 
 K1 = "k1:" + base64.b64encode(b"\x01" * 32).decode()
 K2 = "k2:" + base64.b64encode(b"\x02" * 32).decode()

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from app.errors import ConfigurationError
-from app.local_dev import with_local_secrets
-from app.settings import Settings
-from providers import ProviderName
+from keyscope.app.errors import ConfigurationError
+from keyscope.app.local_dev import with_local_secrets
+from keyscope.app.settings import Settings
+from keyscope.providers import ProviderName
 from tests.conftest import JWT_SECRET, MASTER_KEY_K1
 
 
