@@ -1,22 +1,27 @@
 """The one place FastAPI meets the container: `Annotated` aliases for endpoints.
 
-Each alias is a FastAPI dependency that resolves a provider of the app's own container
-(`app.state.container`) and awaits it if it is async. Compared with dependency-injector's
-`Depends(Provide[...])` + `@inject` wiring this has no process-global wiring (every app and
-test has its own container), no thread-pool hop per dependency (the stock `Provide` marker's
-sync `__call__` sends each one through the pool: 0.19-0.26x a bare endpoint's req/s), and
-`def` endpoints receive values already resolved on the event loop.
+Each alias is one FastAPI dependency that resolves one provider of the app's own container
+(`app.state.container`) and awaits it only while it is still loading. Compared with
+dependency-injector's `Depends(Provide[...])` + `@inject` wiring this has no process-global
+wiring (every app and test has its own container), no thread-pool hop per dependency (the
+stock `Provide` marker's `__call__` is sync, so FastAPI runs it in the thread pool; see
+docs/performance.md), and `def` endpoints receive values already resolved on the event loop.
+
+The helpers are typed end to end: `request_dependency(lambda c: c.gemini_client)` is a
+dependency returning `GeminiClient`, checked by mypy against the provider's declared type.
 """
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 from dependency_injector import providers as di
 from fastapi import Depends, Request
 
+from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.keys.store import KeyStore
 from keyscope.app.security.tokens import Principal
+from keyscope.app.settings import Settings
 from keyscope.app.user_keys import UserKeys
 from keyscope.providers.copilotkit import CopilotKitClient
 from keyscope.providers.exa import ExaClient
@@ -25,30 +30,45 @@ from keyscope.providers.gemini import GeminiClient
 if TYPE_CHECKING:
     from keyscope.containers import Container
 
+T = TypeVar("T")
+Dependency = Callable[[Request], Awaitable[T]]
 
-def provided(
-    select: Callable[["Container"], di.Provider[Any]],
-) -> Callable[[Request], Awaitable[Any]]:
-    """A FastAPI dependency resolving `select(container)` for the current request."""
 
-    async def resolve(request: Request) -> Any:
+def request_dependency(
+    select: Callable[["Container"], di.Provider[MaybeAwaitable[T]]],
+) -> Dependency[T]:
+    """A FastAPI dependency resolving a request-path provider (`RequestScoped`, `Built`)."""
+
+    async def resolve(request: Request) -> T:
         value = select(request.app.state.container)()
         if inspect.isawaitable(value):  # still loading; a ready value is used as it is
-            value = await value
+            return await value
         return value
 
-    resolve.__name__ = f"provide_{select.__name__}"
     return resolve
 
 
-def container_of(request: Request) -> "Container":
-    container: Container = request.app.state.container
-    return container
+def app_dependency(select: Callable[["Container"], di.Provider[T]]) -> Dependency[T]:
+    """A FastAPI dependency resolving an app-lifetime provider (a `Singleton`)."""
+
+    async def resolve(request: Request) -> T:
+        return select(request.app.state.container)()
+
+    return resolve
 
 
-PrincipalDep = Annotated[Principal, Depends(provided(lambda c: c.principal))]
-UserKeysDep = Annotated[UserKeys, Depends(provided(lambda c: c.user_keys))]
-KeyStoreDep = Annotated[KeyStore, Depends(provided(lambda c: c.key_store))]
-GeminiDep = Annotated[GeminiClient, Depends(provided(lambda c: c.gemini_client))]
-ExaDep = Annotated[ExaClient, Depends(provided(lambda c: c.exa_client))]
-CopilotKitDep = Annotated[CopilotKitClient, Depends(provided(lambda c: c.copilotkit_client))]
+principal = request_dependency(lambda c: c.principal)
+user_keys = request_dependency(lambda c: c.user_keys)
+gemini_client = request_dependency(lambda c: c.gemini_client)
+exa_client = request_dependency(lambda c: c.exa_client)
+copilotkit_client = request_dependency(lambda c: c.copilotkit_client)
+key_store = app_dependency(lambda c: c.key_store)
+settings = app_dependency(lambda c: c.settings)
+
+PrincipalDep = Annotated[Principal, Depends(principal)]
+UserKeysDep = Annotated[UserKeys, Depends(user_keys)]
+GeminiDep = Annotated[GeminiClient, Depends(gemini_client)]
+ExaDep = Annotated[ExaClient, Depends(exa_client)]
+CopilotKitDep = Annotated[CopilotKitClient, Depends(copilotkit_client)]
+KeyStoreDep = Annotated[KeyStore, Depends(key_store)]
+SettingsDep = Annotated[Settings, Depends(settings)]

@@ -102,6 +102,16 @@ class OutsideRequestScope(AppError):
     title = "No request scope"
 
 
+class OffEventLoop(AppError):
+    """A request-scoped value that must load asynchronously was asked for from a thread with
+    no running event loop (a programming error: resolve it through the dependencies in
+    app/deps.py, or `await awaited(...)` it in async code)."""
+
+    status = 500
+    slug = "off-event-loop"
+    title = "Called off the event loop"
+
+
 class ConfigurationError(Exception):
     """The service cannot start with this configuration; the message is one line that names
     the setting (never its value)."""

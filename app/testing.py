@@ -22,6 +22,3 @@ class StaticUserKeys(UserKeys):
     def get(self, provider: ProviderName) -> ResolvedKey | None:
         secret = self._static.get(provider)
         return ResolvedKey(Secret(secret), KeyOrigin.USER) if secret is not None else None
-
-    def has_stored(self, provider: ProviderName) -> bool:
-        return provider in self._static

@@ -1,6 +1,6 @@
 """`UserKeys`: the keys one request may use, and the policy that decides where they come from.
 
-Policy (DESIGN.md §1, README "Key policy"):
+Policy (README "Key policy"):
 * the caller's own stored key always wins;
 * otherwise, in production, the platform (operator's) key only for providers listed in
   `KEYSCOPE_PLATFORM_FALLBACK`; in local mode the platform key for every provider, as the seed
@@ -13,10 +13,11 @@ decrypt fails closed (never ciphertext upstream, never a silent fallback).
 
 import logging
 import threading
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.errors import KeyUnreadable, MissingKey
 from keyscope.app.keys.records import UserRecords
 from keyscope.app.keys.store import KeyStore
@@ -119,9 +120,6 @@ class UserKeys:
         resolved = self.get(provider)
         return resolved.secret.reveal() if resolved is not None else None
 
-    def has_stored(self, provider: ProviderName) -> bool:
-        return provider in self._records
-
     def _resolve(self, provider: ProviderName) -> ResolvedKey | None:
         record = self._records.get(provider)
         if record is not None:
@@ -154,7 +152,7 @@ class UserKeys:
 
 def load_user_keys(
     principal: Principal, store: KeyStore, policy: KeyPolicy
-) -> UserKeys | Awaitable[UserKeys]:
+) -> MaybeAwaitable[UserKeys]:
     """The request's UserKeys, nothing decrypted: at once on a cache hit (no task, no thread
     hop), else an awaitable that runs the one query in a worker thread."""
     records = store.cached_records(principal.subject)

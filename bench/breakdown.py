@@ -10,14 +10,20 @@ ladder of routes on the real keyscope app, each adding one step to the one befor
   decrypt     + opening the Gemini key (two AES-256-GCM layers)
   client      GeminiDep alone (decrypt + GeminiClient on the shared pools)
   bench       the `/bench/gemini` route the load test measures (GeminiDep, as /v1/gemini)
+  config      the app's own `GET /v1/copilotkit/config` (CopilotKitDep), the warm target
 
-and `bare` (the bench's floor app: a hard-coded key, the same GeminiClient). Rounds alternate
+and the bench's floor app: `bare` (a hard-coded key, nothing built per request) and
+`bare-gemini` (the same plus a GeminiClient on shared pools). Three alternatives to `config`
+each undo one choice of its hot path: `config-model` validates the body against the pydantic
+response model, `config-2deps` adds a second dependency (UserKeysDep, as the route once did),
+`config-di-async` builds the client with dependency-injector's async mode. Rounds alternate
 between the routes; the median per route is printed. Noisy machines make single figures
 move by ±20 %: compare rows of one run, not runs.
 """
 
 import argparse
 import asyncio
+import gc
 import importlib
 import os
 import statistics
@@ -25,9 +31,9 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from bench.apps.common import match_first
 from bench.databases import sqlite_database
@@ -36,13 +42,16 @@ from bench.seeding import BenchUser, make_users, seed_keyscope
 from bench.variants import VARIANTS
 
 Message = MutableMapping[str, Any]
-LADDER = ("none", "principal", "user_keys", "decrypt", "client", "bench")
+LADDER = ("none", "principal", "user_keys", "decrypt", "client", "bench", "config")
+ALTERNATIVES = ("config-model", "config-2deps", "config-di-async")
+PATHS = {"bench": "/bench/gemini", "config": "/v1/copilotkit/config"}
 
 
 def add_ladder_routes(app: FastAPI) -> None:
     """The ladder's routes on the keyscope app (bench-only paths under /breakdown)."""
     from keyscope.app.deps import GeminiDep, PrincipalDep, UserKeysDep
     from keyscope.providers import ProviderName
+    from keyscope.providers.copilotkit import CopilotKitClient
 
     @app.get("/breakdown/none")
     async def none() -> dict[str, str]:
@@ -65,8 +74,47 @@ def add_ladder_routes(app: FastAPI) -> None:
     async def client(gemini: GeminiDep) -> dict[str, str]:
         return {"user": "-", "base": gemini.base_url}
 
+    # Alternatives to the config route, each undoing one choice of the hot path, so one run
+    # shows what each choice is worth.
+    from dependency_injector import providers as di
+
+    from keyscope.app.clients import copilotkit_for, key_origin
+    from keyscope.app.deps import CopilotKitDep, request_dependency
+    from keyscope.app.routes.copilotkit import CopilotKitConfig
+
+    container = app.state.container
+    # dependency-injector's own async mode (what the client factories used before `Built`).
+    container.copilotkit_async = di.Factory(
+        copilotkit_for, container.user_keys, container.http, "http://127.0.0.1:9/"
+    )
+    container.copilotkit_async.enable_async_mode()
+    copilotkit_async = request_dependency(lambda c: c.copilotkit_async)
+
+    @app.get("/breakdown/config-model")
+    async def config_model(copilotkit: CopilotKitDep) -> CopilotKitConfig:
+        origin = key_origin(ProviderName.COPILOTKIT)
+        return CopilotKitConfig(
+            public_api_key=copilotkit.public_key,
+            runtime_url="/v1/copilotkit/runtime",
+            key_origin=origin.value if origin else "",
+        )
+
+    @app.get("/breakdown/config-2deps")
+    async def config_2deps(copilotkit: CopilotKitDep, keys: UserKeysDep) -> CopilotKitConfig:
+        return CopilotKitConfig(
+            public_api_key=copilotkit.public_key,
+            runtime_url="/v1/copilotkit/runtime",
+            key_origin=keys.require(ProviderName.COPILOTKIT).origin.value,
+        )
+
+    @app.get("/breakdown/config-di-async")
+    async def config_di_async(
+        copilotkit: Annotated[CopilotKitClient, Depends(copilotkit_async)],
+    ) -> dict[str, str]:
+        return {"public_api_key": copilotkit.public_key}
+
     # In front, like the bench routes: every row pays the same route-table scan.
-    match_first(app, *(f"/breakdown/{step}" for step in LADDER), "/bench/gemini")
+    match_first(app, *(f"/breakdown/{step}" for step in LADDER + ALTERNATIVES), *PATHS.values())
 
 
 async def _call(app: Callable[..., Awaitable[None]], path: str, token: str) -> int:
@@ -115,12 +163,14 @@ async def measure(apps: dict[str, tuple[Any, str]], users: list[BenchUser], args
     samples: dict[str, list[float]] = {name: [] for name in apps}
     for _ in range(args.rounds):
         for name, (app, path) in apps.items():
+            gc.collect()  # the Gemini rows leave garbage: the next row must not pay for it
             samples[name].append(await _cpu_us(app, path, users, args.requests))
     bare = statistics.median(samples["bare"])
-    print(f"{'route':<10} {'CPU µs/request':>15} {'x bare':>7}")
+    print(f"{'route':<12} {'CPU µs/request':>15} {'x bare':>7} {'spread':>15}")
     for name, values in samples.items():
         median = statistics.median(values)
-        print(f"{name:<10} {median:>15.1f} {median / bare:>7.2f}")
+        spread = f"{min(values):.1f}-{max(values):.1f}"
+        print(f"{name:<12} {median:>15.1f} {median / bare:>7.2f} {spread:>15}")
 
 
 def main() -> None:
@@ -142,10 +192,12 @@ def main() -> None:
         keyscope_app = importlib.import_module("bench.apps.keyscope").app
         bare_app = importlib.import_module("bench.apps.bare").app
         add_ladder_routes(keyscope_app)
-        apps: dict[str, tuple[Any, str]] = {"bare": (bare_app, "/bench/gemini")}
-        for step in LADDER:
-            path = "/bench/gemini" if step == "bench" else f"/breakdown/{step}"
-            apps[step] = (keyscope_app, path)
+        apps: dict[str, tuple[Any, str]] = {
+            "bare": (bare_app, "/bench/config"),
+            "bare-gemini": (bare_app, "/bench/gemini"),
+        }
+        for step in LADDER + ALTERNATIVES:
+            apps[step] = (keyscope_app, PATHS.get(step, f"/breakdown/{step}"))
         asyncio.run(measure(apps, users, args))
 
 

@@ -40,6 +40,7 @@ def keyscope_settings_env(database_url: str, *, cache_ttl: float, legacy: bool) 
         "KEYSCOPE_KEY_CACHE_TTL": f"{cache_ttl:g}",
         "KEYSCOPE_LEGACY_ENV": "overlay" if legacy else "off",
         "KEYSCOPE_GEMINI_BASE_URL": GEMINI_BASE_URL,
+        "KEYSCOPE_COPILOTKIT_BASE_URL": GEMINI_BASE_URL,
         "KEYSCOPE_PLATFORM_FALLBACK": "",
     }
 

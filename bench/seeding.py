@@ -33,10 +33,15 @@ class BenchUser:
     token: str
     gemini_key: str
     exa_key: str
+    copilotkit_key: str
 
     @property
     def gemini_fp(self) -> str:
         return fingerprint(self.gemini_key)
+
+    @property
+    def copilotkit_fp(self) -> str:
+        return fingerprint(self.copilotkit_key)
 
 
 def make_users(count: int) -> list[BenchUser]:
@@ -46,13 +51,14 @@ def make_users(count: int) -> list[BenchUser]:
             token=mint_token(JWT_SECRET, f"bench-user-{n:04d}", ttl_seconds=TOKEN_TTL_SECONDS),
             gemini_key=f"AIza-user{n:04d}-{secrets.token_urlsafe(24)}",
             exa_key=f"exa-user{n:04d}-{secrets.token_urlsafe(24)}",
+            copilotkit_key=f"ck_pub_user{n:04d}-{secrets.token_urlsafe(24)}",
         )
         for n in range(count)
     ]
 
 
 def seed_keyscope(database_url: str, users: list[BenchUser]) -> None:
-    """Store every user's Gemini and Exa keys through the app's own KeyStore."""
+    """Store every user's Gemini, Exa and CopilotKit keys through the app's own KeyStore."""
     values: dict[str, Any] = {
         "deploy_env": "production",
         "database_url": database_url,
@@ -73,6 +79,7 @@ def seed_keyscope(database_url: str, users: list[BenchUser]) -> None:
         await asyncio.gather(
             *(put(u, ProviderName.GEMINI, u.gemini_key) for u in users),
             *(put(u, ProviderName.EXA, u.exa_key) for u in users),
+            *(put(u, ProviderName.COPILOTKIT, u.copilotkit_key) for u in users),
         )
 
     try:

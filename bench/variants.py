@@ -27,8 +27,21 @@ class Variant:
         )
 
 
+CONFIG = "/v1/copilotkit/config"
+
 VARIANTS = (
-    Variant("bare", "bench.apps.bare", "/bench/gemini", "bare FastAPI, hard-coded key (floor)"),
+    Variant(
+        "bare",
+        "bench.apps.bare",
+        "/bench/config",
+        "the floor: FastAPI endpoint returning a hard-coded key, nothing built per request",
+    ),
+    Variant(
+        "bare-gemini",
+        "bench.apps.bare",
+        "/bench/gemini",
+        "reference: the floor + a Gemini client built per request from the hard-coded key",
+    ),
     Variant(
         "seed",
         "bench.apps.seed",
@@ -39,38 +52,45 @@ VARIANTS = (
     Variant(
         "keyscope-warm",
         "bench.apps.keyscope",
-        "/bench/gemini",
-        "keyscope, GeminiDep, record cache warm (SQLite)",
+        CONFIG,
+        "keyscope GET /v1/copilotkit/config, record cache warm (SQLite)",
         database="sqlite",
     ),
     Variant(
-        "keyscope-miss",
+        "keyscope-gemini",
         "bench.apps.keyscope",
         "/bench/gemini",
-        "keyscope, GeminiDep, record cache off: 1 query/request (SQLite)",
+        "keyscope, GeminiDep (client built per request), record cache warm (SQLite)",
         database="sqlite",
-        cache_ttl=0,
     ),
     Variant(
         "keyscope-legacy",
         "bench.apps.keyscope",
         "/bench/legacy",
-        "keyscope legacy overlay, os.getenv route, cache warm (SQLite)",
+        "keyscope legacy overlay, os.getenv route building a Gemini client, cache warm (SQLite)",
         database="sqlite",
         legacy=True,
     ),
     Variant(
+        "keyscope-miss",
+        "bench.apps.keyscope",
+        CONFIG,
+        "keyscope GET /v1/copilotkit/config, record cache off: 1 query/request (SQLite)",
+        database="sqlite",
+        cache_ttl=0,
+    ),
+    Variant(
         "keyscope-pg-warm",
         "bench.apps.keyscope",
-        "/bench/gemini",
-        "keyscope, GeminiDep, record cache warm (PostgreSQL)",
+        CONFIG,
+        "keyscope GET /v1/copilotkit/config, record cache warm (PostgreSQL)",
         database="postgresql",
     ),
     Variant(
         "keyscope-pg-miss",
         "bench.apps.keyscope",
-        "/bench/gemini",
-        "keyscope, GeminiDep, record cache off: 1 query/request (PostgreSQL)",
+        CONFIG,
+        "keyscope GET /v1/copilotkit/config, record cache off: 1 query/request (PostgreSQL)",
         database="postgresql",
         cache_ttl=0,
     ),

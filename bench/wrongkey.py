@@ -1,7 +1,9 @@
 """The wrong-key check: concurrent sampled requests, each answer compared with its user's key.
 
-A response is right when it names the user whose token was sent and carries the fingerprint
-of that user's own Gemini key. Anything else is classified: another user's key, the
+A response is right when it carries that user's own key: the Gemini routes answer the user
+they authenticated and the fingerprint of the key their client holds (`{"user", "fp"}`);
+`/v1/copilotkit/config` answers the user's publishable CopilotKit key (`public_api_key`),
+compared by fingerprint. Anything else is classified: another user's key, the
 operator's key (the servers' environment holds one), no key, or a failed request.
 """
 
@@ -58,6 +60,7 @@ def check(
     with asyncio.Runner(loop_factory=new_event_loop()) as runner:
         answers = runner.run(fetch_all(requests, port, connections=connections))
     owner_of = {u.gemini_fp: u.user_id for u in users}
+    owner_of.update({u.copilotkit_fp: u.user_id for u in users})
     operator_fp = fingerprint(OPERATOR_GEMINI_KEY)
     result = CheckResult(sampled=samples, failed=samples - len(answers))
     for index, status, body in answers:
@@ -69,10 +72,14 @@ def check(
         if not isinstance(data, dict):
             result.failed += 1
             continue
-        fp = data.get("fp")
-        if data.get("user") != user.user_id:
+        if "public_api_key" in data:
+            public = data["public_api_key"]
+            fp, own = (fingerprint(public) if public else None), user.copilotkit_fp
+        else:
+            fp, own = data.get("fp"), user.gemini_fp
+        if "user" in data and data["user"] != user.user_id:
             result.wrong_user += 1
-        elif fp == user.gemini_fp:
+        elif fp == own:
             result.right += 1
         elif fp is None:
             result.no_key += 1

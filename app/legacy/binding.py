@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from keyscope.app.awaitables import awaited
 from keyscope.app.errors import AppError, OutsideRequestScope
-from keyscope.app.scope import awaited, current_scope_or_none
+from keyscope.app.scope import current_scope_or_none
 from keyscope.providers import ProviderName
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def current_source() -> "KeySource | None":
     if scope is None:
         return None
     try:
-        source: KeySource = scope.get_or_create(_SOURCE_SLOT, NoKeys)
+        source: KeySource = scope.local(_SOURCE_SLOT, NoKeys)
     except OutsideRequestScope:
         # A task that outlived its request: treated as outside any request. This hook runs
         # inside os.getenv, where an exception would break the legacy code instead.

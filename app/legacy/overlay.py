@@ -371,12 +371,6 @@ def is_installed() -> bool:
     return _state is not None
 
 
-def outside_request_mode() -> OutsideRequest | None:
-    """The installed overlay's mode, or None when it is not installed."""
-    state = _state
-    return state.outside if state is not None else None
-
-
 __all__ = [
     "MANAGED_NAMES",
     "KeySource",
@@ -386,7 +380,6 @@ __all__ = [
     "OverlayError",
     "install",
     "is_installed",
-    "outside_request_mode",
     "read_counts",
     "request_local",
     "reset_counts",

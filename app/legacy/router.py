@@ -5,10 +5,10 @@ import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from starlette.responses import StreamingResponse
 
-from keyscope.app.deps import provided
+from keyscope.app.deps import SettingsDep, principal
 from keyscope.app.errors import MissingKey
 from keyscope.app.legacy.examples import gemini_service
 from keyscope.app.routes.gemini import GenerateIn, GenerateOut
@@ -19,7 +19,7 @@ from keyscope.providers.gemini import translate_error
 router = APIRouter(
     prefix="/v1/legacy/gemini",
     tags=["legacy"],
-    dependencies=[Depends(provided(lambda c: c.principal))],
+    dependencies=[Depends(principal)],
 )
 
 
@@ -38,32 +38,32 @@ def legacy_errors() -> Iterator[None]:
         raise translate_error(exc, os.getenv("GEMINI_API_KEY") or "") from None
 
 
-def _model(body: GenerateIn, request: Request) -> str:
-    return body.model or str(request.app.state.container.settings().gemini_default_model)
+def _model(body: GenerateIn, settings: SettingsDep) -> str:
+    return body.model or settings.gemini_default_model
 
 
 @router.post("/generate")
-def generate(body: GenerateIn, request: Request) -> GenerateOut:
+def generate(body: GenerateIn, settings: SettingsDep) -> GenerateOut:
     """Sync legacy code in a `def` endpoint (the thread pool copies the request's context)."""
-    model = _model(body, request)
+    model = _model(body, settings)
     with legacy_errors():
         return GenerateOut(text=gemini_service.generate_content(body.prompt, model), model=model)
 
 
 @router.post("/generate-async")
-async def generate_async(body: GenerateIn, request: Request) -> GenerateOut:
+async def generate_async(body: GenerateIn, settings: SettingsDep) -> GenerateOut:
     """Async legacy code in an `async def` endpoint."""
-    model = _model(body, request)
+    model = _model(body, settings)
     with legacy_errors():
         text = await gemini_service.agenerate_content(body.prompt, model)
     return GenerateOut(text=text, model=model)
 
 
 @router.post("/stream")
-async def stream(body: GenerateIn, request: Request) -> StreamingResponse:
+async def stream(body: GenerateIn, settings: SettingsDep) -> StreamingResponse:
     """The env is read while the body streams, after the endpoint returned: the seed's
     middleware had already restored os.environ by then; the overlay still answers."""
-    model = _model(body, request)
+    model = _model(body, settings)
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b""

@@ -1,11 +1,14 @@
 """CopilotKit: the caller's publishable key for the frontend, and a streaming runtime proxy."""
 
+import json
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
-from keyscope.app.deps import CopilotKitDep, UserKeysDep
+from keyscope.app.clients import key_origin
+from keyscope.app.deps import CopilotKitDep
 from keyscope.app.errors import AppError
 from keyscope.providers import ProviderName
 
@@ -26,14 +29,25 @@ class CopilotKitConfig(BaseModel):
     key_origin: str
 
 
-@router.get("/config")
-async def config(copilotkit: CopilotKitDep, keys: UserKeysDep) -> CopilotKitConfig:
+RUNTIME_PATH = "/v1/copilotkit/runtime"
+
+
+@router.get(
+    "/config",
+    response_class=Response,
+    responses={200: {"model": CopilotKitConfig, "content": {"application/json": {}}}},
+)
+async def config(copilotkit: CopilotKitDep) -> Response:
     """The caller's Copilot Cloud public key (`ck_pub_…`, publishable by design), for the UI."""
-    return CopilotKitConfig(
-        public_api_key=copilotkit.public_key,
-        runtime_url="/v1/copilotkit/runtime",
-        key_origin=keys.require(ProviderName.COPILOTKIT).origin.value,
-    )
+    # The body is built here from values keyscope produced itself, so it is encoded directly
+    # instead of being validated again against the response model (documented above).
+    origin = key_origin(ProviderName.COPILOTKIT)
+    body = {
+        "public_api_key": copilotkit.public_key,
+        "runtime_url": RUNTIME_PATH,
+        "key_origin": origin.value if origin is not None else None,
+    }
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
 @router.post("/runtime")

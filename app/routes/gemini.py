@@ -1,9 +1,9 @@
 """`POST /v1/gemini/generate`: generateContent with the caller's own key."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from keyscope.app.deps import GeminiDep
+from keyscope.app.deps import GeminiDep, SettingsDep
 
 router = APIRouter(prefix="/v1/gemini", tags=["gemini"])
 
@@ -29,8 +29,8 @@ class GenerateOut(BaseModel):
 
 
 @router.post("/generate")
-async def generate(body: GenerateIn, request: Request, gemini: GeminiDep) -> GenerateOut:
+async def generate(body: GenerateIn, gemini: GeminiDep, settings: SettingsDep) -> GenerateOut:
     """One user turn to Gemini; the answer's text."""
-    model = body.model or request.app.state.container.settings().gemini_default_model
+    model = body.model or settings.gemini_default_model
     answer = await gemini.generate(body.prompt, model)
     return GenerateOut(text=answer.text, model=answer.model)

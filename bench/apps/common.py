@@ -37,17 +37,24 @@ _request_queries: ContextVar[list[int] | None] = ContextVar("bench_queries", def
 
 
 class CountRequestQueries:
-    """Pure ASGI: gives each HTTP request its own query counter."""
+    """Pure ASGI: gives each HTTP request its own query counter, and counts the request
+    (every path but `/bench/stats`) with the statements it sent once it is answered."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = _request_queries.set([0])
+        if scope["type"] != "http" or scope["path"] == "/bench/stats":
+            await self.app(scope, receive, send)
+            return
+        cell = [0]
+        token = _request_queries.set(cell)
         try:
             await self.app(scope, receive, send)
         finally:
             _request_queries.reset(token)
+            counters.requests += 1
+            counters.queries_per_request[cell[0]] += 1
 
 
 def key_held_by(client: GeminiClient) -> str | None:
@@ -56,10 +63,6 @@ def key_held_by(client: GeminiClient) -> str | None:
 
 
 def answer(user: str | None, client: GeminiClient | None) -> Answer:
-    counters.requests += 1
-    cell = _request_queries.get()
-    if cell is not None:
-        counters.queries_per_request[cell[0]] += 1
     key = key_held_by(client) if client is not None else None
     return {"user": user, "fp": fingerprint(key) if key else None}
 

@@ -4,13 +4,16 @@ Configured by the KEYSCOPE_* environment the harness sets: the database (SQLite 
 PostgreSQL), the record cache (`KEYSCOPE_KEY_CACHE_TTL`: large = warm, 0 = one query per
 request) and the legacy overlay (`KEYSCOPE_LEGACY_ENV=overlay`).
 
+* `GET /v1/copilotkit/config`: the app's own route, unchanged (`CopilotKitDep`, no upstream
+  call): the warm path the targets are about.
 * `GET /bench/gemini`: the injected path, `GeminiDep`, as the real `/v1/gemini/generate`
-  route takes it.
+  route takes it (a Gemini client built per request).
 * `GET /bench/legacy`: legacy-style code that reads `os.getenv("GEMINI_API_KEY")` and builds
   the client from it; the principal comes from `PrincipalDep` (a legacy app's "current
   user"). It answers 503 when the overlay is not installed, rather than pretend.
 """
 
+import inspect
 import os
 from typing import Any
 
@@ -28,8 +31,6 @@ from bench.apps.common import (
 from keyscope.app.deps import GeminiDep, PrincipalDep
 from keyscope.app.legacy import overlay
 from keyscope.app.main import create_app
-from keyscope.app.scope import current_scope
-from keyscope.app.security.tokens import Principal
 from keyscope.app.settings import Settings
 from keyscope.containers import Container
 from keyscope.providers.gemini import GeminiClient
@@ -59,10 +60,12 @@ app.include_router(stats_router(_extra))
 
 @app.get("/bench/gemini")
 async def gemini(client: GeminiDep) -> Answer:
-    # As /v1/gemini/generate takes it: the client alone. Whose request it was is read from
-    # the principal the request already resolved (no dependency of its own, no extra work).
-    principal: Principal | None = current_scope().resolved(container.principal)
-    return answer(principal.subject if principal else None, client)
+    # As /v1/gemini/generate takes it: the client alone. Whose request it was comes from the
+    # principal the client's resolution already cached in this request (a plain value now).
+    principal = container.principal()
+    if inspect.isawaitable(principal):
+        raise RuntimeError("the principal should be resolved before the client")
+    return answer(principal.subject, client)
 
 
 @app.get("/bench/legacy")
@@ -75,4 +78,4 @@ async def legacy(principal: PrincipalDep, request: Request) -> Answer:
     return answer(principal.subject, client)
 
 
-match_first(app, "/bench/gemini", "/bench/legacy")
+match_first(app, "/v1/copilotkit/config", "/bench/gemini", "/bench/legacy")

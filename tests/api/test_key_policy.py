@@ -11,7 +11,7 @@ from dependency_injector import providers as di
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from keyscope.app.key_origin import KEY_ORIGIN_HEADER
+from keyscope.app.clients import KEY_ORIGIN_HEADER
 from keyscope.app.main import create_app
 from keyscope.containers import Container
 from keyscope.providers import ProviderName

@@ -7,7 +7,7 @@ import pytest
 from dependency_injector import providers as di
 from sqlalchemy import Engine
 
-from keyscope.app.key_origin import KEY_ORIGIN_HEADER
+from keyscope.app.clients import KEY_ORIGIN_HEADER
 from keyscope.app.main import create_app
 from keyscope.containers import Container
 from keyscope.providers import ProviderName

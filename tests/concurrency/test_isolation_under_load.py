@@ -19,10 +19,12 @@ import pytest
 from dependency_injector import providers as di
 from fastapi import FastAPI
 
+from keyscope.app.awaitables import awaited
 from keyscope.app.keys.store import KeyStore
 from keyscope.app.live_server import live_server
 from keyscope.app.main import create_app
-from keyscope.app.scope import RequestScoped, awaited, current_scope
+from keyscope.app.scope import current_scope
+from keyscope.app.scoped_providers import RequestScoped
 from keyscope.app.security.tokens import Principal
 from keyscope.app.user_keys import KeyPolicy, UserKeys, load_user_keys
 from keyscope.containers import Container

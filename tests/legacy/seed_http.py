@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from keyscope.app.awaitables import awaited
 from keyscope.app.errors import AppError
-from keyscope.app.scope import awaited
 from keyscope.app.user_keys import UserKeys
 from keyscope.providers import ProviderName
 from tests.legacy.seed_middleware import SeedApiKeyInjection

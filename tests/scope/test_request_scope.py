@@ -10,9 +10,11 @@ from dependency_injector import providers as di
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine, event
 
+from keyscope.app.awaitables import awaited
 from keyscope.app.deps import UserKeysDep
 from keyscope.app.errors import OutsideRequestScope
-from keyscope.app.scope import RequestScoped, awaited, request_scope
+from keyscope.app.scope import request_scope
+from keyscope.app.scoped_providers import RequestScoped
 from keyscope.app.security.envelope import EnvelopeCipher, Sealed
 from keyscope.app.testing import StaticUserKeys
 from keyscope.app.user_keys import UserKeys
@@ -43,11 +45,11 @@ async def test_once_per_scope_and_shared_by_concurrent_awaits() -> None:
 
     provider = RequestScoped(load)
     with request_scope():
-        values = await asyncio.gather(*(provider() for _ in range(10)))
+        values = await asyncio.gather(*(awaited(provider()) for _ in range(10)))
     assert calls == 1
     assert all(v is values[0] for v in values)
     with request_scope():
-        other = await provider()
+        other = await awaited(provider())
     assert calls == 2
     assert other is not values[0]
 
@@ -131,7 +133,7 @@ async def test_failed_load_is_shared_and_not_left_unretrieved() -> None:
     with request_scope():
         for _ in range(2):
             with pytest.raises(LookupError):
-                await provider()
+                await awaited(provider())
 
 
 class CountingCipher(EnvelopeCipher):

@@ -1,0 +1,70 @@
+"""How the app-lifetime objects are made from settings (the container only wires them).
+
+Settings are read here and nowhere below: the keyring, the token verifier and the key policy
+take plain values, so they can be built by hand in tests.
+"""
+
+from functools import partial
+
+import jwt
+
+from keyscope.app.awaitables import MaybeAwaitable
+from keyscope.app.errors import ConfigurationError
+from keyscope.app.local_dev import with_local_secrets
+from keyscope.app.security.keyring import Keyring
+from keyscope.app.security.tokens import Principal, TokenVerifier
+from keyscope.app.settings import Settings
+from keyscope.app.user_keys import KeyPolicy
+
+
+def load_settings() -> Settings:
+    settings = with_local_secrets(Settings())
+    settings.check_production()
+    return settings
+
+
+def build_keyring(settings: Settings) -> Keyring:
+    if settings.master_keys is None:
+        raise ConfigurationError("KEYSCOPE_MASTER_KEYS is not set")
+    return Keyring.parse(settings.master_keys.get_secret_value())
+
+
+def build_token_verifier(settings: Settings) -> TokenVerifier:
+    """Pins algorithms to the key kind unless KEYSCOPE_JWT_ALGORITHMS says otherwise."""
+    configured = [a.strip() for a in (settings.jwt_algorithms or "").split(",") if a.strip()]
+    verifier = partial(
+        TokenVerifier,
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        leeway=settings.jwt_leeway,
+    )
+    if settings.jwt_jwks_url:
+        client = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300, timeout=5)
+        return verifier(algorithms=configured or ["RS256"], jwks_client=client)
+    if settings.jwt_public_key:
+        pem = settings.jwt_public_key
+        default = ["ES256"] if "BEGIN EC PUBLIC KEY" in pem or _is_ec(pem) else ["RS256"]
+        return verifier(algorithms=configured or default, key=pem)
+    if settings.jwt_secret is None:
+        raise ConfigurationError("no JWT verification key is configured")
+    return verifier(algorithms=configured or ["HS256"], key=settings.jwt_secret.get_secret_value())
+
+
+def _is_ec(pem: str) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    return isinstance(load_pem_public_key(pem.encode()), ec.EllipticCurvePublicKey)
+
+
+def build_policy(settings: Settings) -> KeyPolicy:
+    platform = settings.platform_keys()
+    fallback = frozenset(platform) if not settings.is_production else settings.fallback_providers()
+    return KeyPolicy(platform_keys=platform, fallback=fallback)
+
+
+def authenticate(token: str | None, verifier: TokenVerifier) -> MaybeAwaitable[Principal]:
+    """The principal, at once when the token is cached or the key is static (HS256, PEM); an
+    awaitable only when a JWKS key may have to be fetched."""
+    principal = verifier.verify_now(token)
+    return principal if principal is not None else verifier.verify(token)

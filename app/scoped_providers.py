@@ -1,0 +1,116 @@
+"""dependency-injector providers for the request path: `RequestScoped[T]` and `Built[T]`.
+
+Both call their factory with its injections resolved and pass values through as they are:
+a dependency that is ready (a cache hit) is handed over plain and a plain result is returned
+plain; only a dependency or result that really waits makes the call an awaitable. That is
+what `MaybeAwaitable[T]` names. dependency-injector's own async mode would wrap even a ready
+value in a future and gather it through the event loop, and a provider's mode sticks after
+its first call; these providers never enter it.
+
+* `RequestScoped[T]`: the value is computed once per request scope (app/scope.py) and shared
+  within it (the principal, the caller's `UserKeys`).
+* `Built[T]`: a new value per injection (the provider clients, cheap on shared pools).
+
+Overriding works as for any provider: override a `RequestScoped` with another to keep the
+once-per-request behaviour, with `providers.Object`/`Factory` to drop it.
+"""
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Generic, TypeVar, cast, overload
+
+from dependency_injector import providers as di
+
+from keyscope.app.awaitables import MaybeAwaitable, awaited
+from keyscope.app.scope import current_scope
+
+T = TypeVar("T")
+
+
+class _PassThrough(di.Provider[MaybeAwaitable[T]], Generic[T]):
+    __slots__ = ("_factory",)
+
+    # Overloads: for an `async def` factory mypy cannot split `T | Awaitable[T]` by itself.
+    @overload
+    def __init__(
+        self, provides: Callable[..., Awaitable[T]], *args: object, **kwargs: object
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self, provides: Callable[..., MaybeAwaitable[T]], *args: object, **kwargs: object
+    ) -> None: ...
+
+    def __init__(
+        self, provides: Callable[..., MaybeAwaitable[T]], *args: object, **kwargs: object
+    ) -> None:
+        self._factory: di.Factory[MaybeAwaitable[T]] = di.Factory(provides, *args, **kwargs)
+        super().__init__()
+        self.disable_async_mode()
+
+    def __deepcopy__(self, memo: dict[Any, Any] | None = None) -> "_PassThrough[T]":
+        # Any: dependency-injector's copy memo maps ids to arbitrary copies.
+        memo = {} if memo is None else memo
+        copied = memo.get(id(self))
+        if copied is not None:
+            return cast("_PassThrough[T]", copied)
+        provides = cast("Callable[..., MaybeAwaitable[T]]", self._factory.provides)
+        copied = self.__class__(
+            provides,
+            *di.deepcopy(self._factory.args, memo),
+            **di.deepcopy(self._factory.kwargs, memo),
+        )
+        self._copy_overridings(copied, memo)
+        return copied
+
+    @property
+    def related(self) -> Iterator[di.Provider[Any]]:  # Any: the stub types `related` so
+        yield self._factory
+        yield from super().related
+
+    def _create(self, args: tuple[object, ...], kwargs: dict[str, object]) -> MaybeAwaitable[T]:
+        """Call the factory with its injections resolved; awaitable only if something is."""
+        factory = self._factory
+        provides = cast("Callable[..., MaybeAwaitable[T]]", factory.provides)
+        call_args = [_injected(a) for a in factory.args]
+        call_args.extend(args)
+        call_kwargs = {name: _injected(v) for name, v in factory.kwargs.items()}
+        call_kwargs.update(kwargs)
+        for value in (*call_args, *call_kwargs.values()):
+            if inspect.isawaitable(value):
+                return _call_when_ready(provides, call_args, call_kwargs)
+        return provides(*call_args, **call_kwargs)
+
+
+class RequestScoped(_PassThrough[T]):
+    """A provider whose value is created once per request scope and shared within it.
+
+    Calling it returns the value itself when it is ready and a task while an async load runs
+    (every consumer of that request shares the task); `awaited()` takes either.
+    """
+
+    __slots__ = ()
+
+    def _provide(self, args: tuple[object, ...], kwargs: dict[str, object]) -> MaybeAwaitable[T]:
+        return current_scope().get_or_create(self, lambda: self._create(args, kwargs))
+
+
+class Built(_PassThrough[T]):
+    """A provider that builds a new value per call from (possibly request-scoped) parts."""
+
+    __slots__ = ()
+
+    def _provide(self, args: tuple[object, ...], kwargs: dict[str, object]) -> MaybeAwaitable[T]:
+        return self._create(args, kwargs)
+
+
+def _injected(injection: object) -> object:
+    return injection() if isinstance(injection, di.Provider) else injection
+
+
+async def _call_when_ready(
+    provides: Callable[..., MaybeAwaitable[T]], args: list[object], kwargs: dict[str, object]
+) -> T:
+    ready_args = [await awaited(a) for a in args]
+    ready_kwargs = {name: await awaited(v) for name, v in kwargs.items()}
+    return await awaited(provides(*ready_args, **ready_kwargs))
