@@ -37,17 +37,46 @@ def _fail(message: str) -> typer.Exit:
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: int = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (each has its own record cache).")
+    ] = 1,
     migrate: Annotated[bool, typer.Option(help="Run migrations before serving.")] = True,
+    access_log: Annotated[
+        bool, typer.Option(help="Log one line per request (costs CPU per request).")
+    ] = False,
+    proxy_headers: Annotated[
+        bool,
+        typer.Option(help="Trust X-Forwarded-For/-Proto sent by --forwarded-allow-ips."),
+    ] = True,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(help="Proxies trusted for proxy headers (comma list; uvicorn: 127.0.0.1)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
 ) -> None:
-    """Migrate the database (unless --no-migrate), then serve with uvicorn."""
+    """Migrate the database (unless --no-migrate), then serve with uvicorn.
+
+    uvloop and httptools (installed with keyscope) are used where available; the access log
+    is off unless --access-log (see docs/performance.md for what it costs)."""
     import uvicorn
 
     container = _container()
     settings = container.settings()
     if migrate:
         _migrate(settings.database_url)
-    uvicorn.run("keyscope.app.asgi:app", host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        "keyscope.app.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        # "auto" picks uvloop and httptools (keyscope's dependencies) when they import.
+        loop="auto",
+        http="auto",
+        access_log=access_log,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level=log_level,
+    )
 
 
 @cli.command("migrate")

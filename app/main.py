@@ -46,10 +46,12 @@ def create_app(container: Container | None = None) -> FastAPI:
     app = FastAPI(title="keyscope", version="0.1.0", lifespan=lifespan)
     app.state.container = container
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(keys_router)
-    for provider_router in (gemini.router, exa.router, copilotkit.router):
+    # Routes are matched in order, each one passed costs a little: the per-request provider
+    # routes first, the keys API and the probes after them.
+    for provider_router in (copilotkit.router, gemini.router, exa.router):
         app.include_router(provider_router)
+    app.include_router(keys_router)
+    app.include_router(health.router)
     if legacy:
         app.include_router(legacy_router)
         app.add_middleware(LegacyEnvMiddleware, container=container)

@@ -200,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(stop_all, servers)
         for v in variants:
             servers[v.name] = start_server(
-                v.name, v.module, server_env(v.env(urls)), cpu=server_cpu, log_dir=results / "logs"
+                v.name,
+                v.module,
+                server_env(v.env(urls)),
+                cpu=server_cpu,
+                log_dir=results / "logs",
+                access_log=v.access_log,
             )
         for v in list(variants):
             servers[v.name].wait_ready()

@@ -1,7 +1,7 @@
 """One single-worker uvicorn server per variant, and what the harness reads from it.
 
 Servers run as `[taskset -c CPU] python -m uvicorn MODULE:app --workers 1` on loopback with
-uvloop and httptools, access log off. `taskset` execs, so the Popen pid is the server's own and
+uvloop and httptools, access log off (the options of `keyscope serve`). `taskset` execs, so the Popen pid is the server's own and
 `/proc/<pid>/stat` gives its CPU time (all threads, the database worker threads included).
 """
 
@@ -88,8 +88,16 @@ class Server:
 
 
 def start_server(
-    name: str, module: str, env: dict[str, str], *, cpu: int | None, log_dir: Path
+    name: str,
+    module: str,
+    env: dict[str, str],
+    *,
+    cpu: int | None,
+    log_dir: Path,
+    access_log: bool = False,
 ) -> Server:
+    """One server with `keyscope serve`'s options (app/cli.py): uvloop, httptools, info
+    logging, the access log off unless asked for."""
     port = free_port()
     log_path = log_dir / f"{name}.log"
     command = [
@@ -108,9 +116,7 @@ def start_server(
         "uvloop",
         "--http",
         "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
+        *(["--access-log", "--log-level", "info"] if access_log else ["--no-access-log"]),
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -16,6 +16,7 @@ class Variant:
     database: str | None = None  # "sqlite" | "postgresql" | None
     cache_ttl: float = WARM_TTL
     legacy: bool = False
+    access_log: bool = False  # uvicorn's access log and info logging, as `--access-log`
 
     def env(self, urls: dict[str, str]) -> dict[str, str]:
         if self.module == "bench.apps.seed":
@@ -35,6 +36,13 @@ VARIANTS = (
         "bench.apps.bare",
         "/bench/config",
         "the floor: FastAPI endpoint returning a hard-coded key, nothing built per request",
+    ),
+    Variant(
+        "bare-access-log",
+        "bench.apps.bare",
+        "/bench/config",
+        "the floor with uvicorn's access log on (`keyscope serve --access-log`)",
+        access_log=True,
     ),
     Variant(
         "bare-gemini",
