@@ -1,8 +1,8 @@
 """One single-worker uvicorn server per variant, and what the harness reads from it.
 
 Servers run as `[taskset -c CPU] python -m uvicorn MODULE:app --workers 1` on loopback with
-uvloop and httptools, access log off (the options of `keyscope serve`). `taskset` execs, so the Popen pid is the server's own and
-`/proc/<pid>/stat` gives its CPU time (all threads, the database worker threads included).
+uvloop and httptools, access log off (the options of `keyscope serve`). `taskset` execs, so
+the Popen pid is the server's own and `/proc/<pid>/stat` gives its CPU time (all threads, the database worker threads included).
 """
 
 import http.client
