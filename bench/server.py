@@ -2,7 +2,8 @@
 
 Servers run as `[taskset -c CPU] python -m uvicorn MODULE:app --workers 1` on loopback with
 uvloop and httptools, access log off (the options of `keyscope serve`). `taskset` execs, so
-the Popen pid is the server's own and `/proc/<pid>/stat` gives its CPU time (all threads, the database worker threads included).
+the Popen pid is the server's own and `/proc/<pid>/stat` gives its CPU time (all threads, the
+database worker threads included).
 """
 
 import http.client
