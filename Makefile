@@ -34,8 +34,8 @@ migrate: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/keyscope demo
 
-bench: $(STAMP)  ## side-by-side benchmark; writes bench/results/ and prints the table
-	$(BIN)/python -m bench
+bench: $(STAMP)  ## side-by-side benchmark; writes bench/results/, docs/performance.{md,svg}; prints the table
+	$(BIN)/python -m bench --docs docs
 
 clean:
 	rm -rf $(VENV) var *.egg-info

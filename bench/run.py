@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import micro
+from bench.chart import svg
 from bench.databases import postgres_database, sqlite_database
 from bench.environment import server_env
 from bench.load import LoadResult
 from bench.load import wrk as wrk_load
-from bench.report import Report, Round, Summary
+from bench.report import Report, Round, Summary, docs_block, replace_docs_block
 from bench.seeding import make_users, seed_keyscope, seed_seed_design, write_users
 from bench.server import REPO, Server, pin_prefix, start_server
 from bench.variants import VARIANTS, Variant
@@ -50,6 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--variants", help="comma list (default: all)")
     parser.add_argument("--no-micro", action="store_true")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where latest.md goes")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help="also rewrite the generated block of DOCS/performance.md and DOCS/performance.svg",
+    )
     return parser.parse_args(argv)
 
 
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         users = make_users(args.users)
         for name, url in urls.items():
             seed_keyscope(url, users)
-            log.info("seeded %d users x 2 keys through KeyStore.put on %s", len(users), name)
+            log.info("seeded %d users x 3 keys through KeyStore.put on %s", len(users), name)
         seed_seed_design(urls["sqlite"], users)
         tokens, _ = write_users(tmp, users)
         log.info("seeding took %.1f s", time.monotonic() - started)
@@ -288,6 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     text = report.markdown()
     (results / "latest.md").write_text(text)
     (results / "latest.json").write_text(json.dumps(report.as_json(), indent=2, default=str))
+    chart = svg(report.summaries, f"{info['date']}, commit {info['commit']}: {info['command']}")
+    (results / "performance.svg").write_text(chart)
+    if args.docs is not None:
+        (args.docs / "performance.svg").write_text(chart)
+        page = args.docs / "performance.md"
+        old = page.read_text() if page.exists() else "# Performance\n"
+        page.write_text(replace_docs_block(old, docs_block(report, "performance.svg")))
+        log.info("written: %s and performance.svg", page)
     print(text)
-    log.info("written: %s and latest.json", results / "latest.md")
+    log.info("written: %s, latest.json and performance.svg", results / "latest.md")
     return 0
