@@ -16,7 +16,8 @@ and the bench's floor app: `bare` (a hard-coded key, nothing built per request) 
 `bare-gemini` (the same plus a GeminiClient on shared pools). Three alternatives to `config`
 each undo one choice of its hot path: `config-model` validates the body against the pydantic
 response model, `config-2deps` adds a second dependency (UserKeysDep, as the route once did),
-`config-di-async` builds the client with dependency-injector's async mode. Rounds alternate
+`config-di-async` builds the client with dependency-injector's async mode; `principal-direct`
+calls `container.principal()` in the endpoint, without a FastAPI dependency. Rounds alternate
 between the routes; the median per route is printed. Noisy machines make single figures
 move by ±20 %: compare rows of one run, not runs.
 """
@@ -25,6 +26,7 @@ import argparse
 import asyncio
 import gc
 import importlib
+import inspect
 import os
 import statistics
 import tempfile
@@ -43,7 +45,7 @@ from bench.variants import VARIANTS
 
 Message = MutableMapping[str, Any]
 LADDER = ("none", "principal", "user_keys", "decrypt", "config", "client", "bench")
-ALTERNATIVES = ("config-model", "config-2deps", "config-di-async")
+ALTERNATIVES = ("principal-direct", "config-model", "config-2deps", "config-di-async")
 PATHS = {"bench": "/bench/gemini", "config": "/v1/copilotkit/config"}
 
 
@@ -89,6 +91,14 @@ def add_ladder_routes(app: FastAPI) -> None:
     )
     container.copilotkit_async.enable_async_mode()
     copilotkit_async = request_dependency(lambda c: c.copilotkit_async)
+
+    @app.get("/breakdown/principal-direct")
+    async def principal_direct() -> dict[str, str]:
+        # The principal without a FastAPI dependency: what one `Depends` costs by difference.
+        who = container.principal()
+        if inspect.isawaitable(who):
+            who = await who
+        return {"user": who.subject}
 
     @app.get("/breakdown/config-model")
     async def config_model(copilotkit: CopilotKitDep) -> CopilotKitConfig:

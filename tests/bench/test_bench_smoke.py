@@ -47,6 +47,8 @@ def test_bench_harness_measures_and_checks_every_variant_it_runs(tmp_path: Path)
         assert by_name[name]["check"]["right"] == by_name[name]["check"]["sampled"] == 20
     assert set(by_name["keyscope-miss"]["queries_per_request"]) == {"1"}  # JSON keys
     assert "every user once" in (tmp_path / "latest.md").read_text()
+    assert (tmp_path / "performance.svg").read_text().startswith("<svg")
+    assert len(by_name["keyscope-warm"]["rps_ratios"]) == 1  # one round, against the floor's
 
 
 @pytest.mark.slow
@@ -55,4 +57,18 @@ def test_breakdown_ladder_answers_every_route() -> None:
     done = _run("bench.breakdown", "--users=10", "--requests=20", "--rounds=1", timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {line.split()[0] for line in done.stdout.splitlines()[1:] if line.strip()}
-    assert rows == {"bare", "none", "principal", "user_keys", "decrypt", "client", "bench"}
+    assert rows == {
+        "bare",
+        "bare-gemini",
+        "none",
+        "principal",
+        "user_keys",
+        "decrypt",
+        "config",
+        "client",
+        "bench",
+        "principal-direct",
+        "config-model",
+        "config-2deps",
+        "config-di-async",
+    }
