@@ -12,7 +12,7 @@ from sqlalchemy import Engine, event
 
 from keyscope.app.awaitables import awaited
 from keyscope.app.deps import UserKeysDep
-from keyscope.app.errors import OutsideRequestScope
+from keyscope.app.errors import OffEventLoop, OutsideRequestScope
 from keyscope.app.scope import request_scope
 from keyscope.app.scoped_providers import RequestScoped
 from keyscope.app.security.envelope import EnvelopeCipher, Sealed
@@ -31,6 +31,20 @@ def test_outside_a_request_is_a_clear_error(container: Container) -> None:
     """Asking for UserKeys with no request scope open names the problem and the fix."""
     with pytest.raises(OutsideRequestScope, match="request_scope"):
         container.user_keys()
+
+
+def test_an_async_load_off_the_event_loop_is_its_own_error() -> None:
+    """A value that must load asynchronously, asked for with no running loop: OffEventLoop."""
+
+    async def load() -> str:
+        return "loaded"
+
+    provider = RequestScoped(load)
+    with request_scope(), pytest.raises(OffEventLoop, match="event loop"):
+        provider()
+    ready = RequestScoped(lambda: "ready")
+    with request_scope():
+        assert ready() == "ready"  # a plain value needs no loop: only real waits are refused
 
 
 async def test_once_per_scope_and_shared_by_concurrent_awaits() -> None:
