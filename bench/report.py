@@ -4,6 +4,7 @@ Every ratio is against `bare` (the floor: a FastAPI endpoint returning a hard-co
 the same run; the spread is the range of the per-round ratios, each round against the floor's
 round of the same number (rounds alternate between variants)."""
 
+import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -319,10 +320,12 @@ DOCS_END = "<!-- bench:end -->"
 def docs_block(report: Report, image: str) -> str:
     """The generated part of docs/performance.md: the run, the table, the chart, the targets."""
     m = report.machine
+    # Where the raw results went is this machine's business, not the page's.
+    command = re.sub(r" --results[= ]\S+", "", m.get("command", "python -m bench"))
     lines = [
         DOCS_BEGIN,
         "",
-        f"Produced by `{m.get('command', 'python -m bench')}` on {m.get('date', '?')} at "
+        f"Produced by `{command}` on {m.get('date', '?')} at "
         f"commit {m.get('commit', '?')} ({m.get('machine', '?')}; {m.get('rounds', '')}; "
         f"{m.get('load generator', '')}; {m.get('server', '')}).",
         "",
