@@ -80,6 +80,36 @@ def test_quick_start_in_local_mode(tmp_path: Path) -> None:
     assert "LOCAL MODE" in output
     assert "AIzaSy-quickstart-0123" not in output
     assert token not in output
+    assert '"PUT /v1/keys/gemini' not in output  # the access log is off by default
+
+
+@pytest.mark.slow
+def test_serve_with_workers_warns_about_per_worker_caches(tmp_path: Path) -> None:
+    """Several workers with the record cache on: serve says a replaced key may linger."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "keyscope.app.cli", "serve", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            seen.append(line)
+            if "through)" in line or "Started" in line or not line:  # warning's end, or uvicorn
+                break
+    finally:
+        server.terminate()
+        rest, _ = server.communicate(timeout=30)
+    output = " ".join("".join([*seen, rest]).split())  # rich wraps long lines
+    assert "2 workers each cache encrypted key records" in output, output
+    assert "KEYSCOPE_KEY_CACHE_TTL=0" in output
 
 
 def test_production_refuses_to_start_with_one_line(tmp_path: Path) -> None:
