@@ -15,7 +15,6 @@ Overriding works as for any provider: override a `RequestScoped` with another to
 once-per-request behaviour, with `providers.Object`/`Factory` to drop it.
 """
 
-import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar, cast, overload
 
@@ -28,7 +27,10 @@ T = TypeVar("T")
 
 
 class _PassThrough(di.Provider[MaybeAwaitable[T]], Generic[T]):
-    __slots__ = ("_factory",)
+    # The injections are read once, here: a request resolves them without going through the
+    # Factory's accessors (each returns a fresh copy). They are fixed at construction; to
+    # change them, override the provider.
+    __slots__ = ("_args", "_factory", "_kwargs", "_provides")
 
     # Overloads: for an `async def` factory mypy cannot split `T | Awaitable[T]` by itself.
     @overload
@@ -45,6 +47,9 @@ class _PassThrough(di.Provider[MaybeAwaitable[T]], Generic[T]):
         self, provides: Callable[..., MaybeAwaitable[T]], *args: object, **kwargs: object
     ) -> None:
         self._factory: di.Factory[MaybeAwaitable[T]] = di.Factory(provides, *args, **kwargs)
+        self._provides = provides
+        self._args = args
+        self._kwargs = kwargs
         super().__init__()
         self.disable_async_mode()
 
@@ -70,16 +75,19 @@ class _PassThrough(di.Provider[MaybeAwaitable[T]], Generic[T]):
 
     def _create(self, args: tuple[object, ...], kwargs: dict[str, object]) -> MaybeAwaitable[T]:
         """Call the factory with its injections resolved; awaitable only if something is."""
-        factory = self._factory
-        provides = cast("Callable[..., MaybeAwaitable[T]]", factory.provides)
-        call_args = [_injected(a) for a in factory.args]
-        call_args.extend(args)
-        call_kwargs = {name: _injected(v) for name, v in factory.kwargs.items()}
-        call_kwargs.update(kwargs)
-        for value in (*call_args, *call_kwargs.values()):
-            if inspect.isawaitable(value):
-                return _call_when_ready(provides, call_args, call_kwargs)
-        return provides(*call_args, **call_kwargs)
+        call_args = [_injected(a) for a in self._args]
+        if args:
+            call_args.extend(args)
+        call_kwargs = {name: _injected(v) for name, v in self._kwargs.items()}
+        if kwargs:
+            call_kwargs.update(kwargs)
+        for value in call_args:
+            if _awaitable(value):
+                return _call_when_ready(self._provides, call_args, call_kwargs)
+        for value in call_kwargs.values():
+            if _awaitable(value):
+                return _call_when_ready(self._provides, call_args, call_kwargs)
+        return self._provides(*call_args, **call_kwargs)
 
 
 class RequestScoped(_PassThrough[T]):
@@ -106,6 +114,12 @@ class Built(_PassThrough[T]):
 
 def _injected(injection: object) -> object:
     return injection() if isinstance(injection, di.Provider) else injection
+
+
+def _awaitable(value: object) -> bool:
+    # What the request path produces is a coroutine, a task or a plain value: looking for
+    # `__await__` on the type answers for all three without inspect's extra checks.
+    return hasattr(type(value), "__await__")
 
 
 async def _call_when_ready(
