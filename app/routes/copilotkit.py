@@ -30,6 +30,8 @@ class CopilotKitConfig(BaseModel):
 
 
 RUNTIME_PATH = "/v1/copilotkit/runtime"
+# Built once: `json.dumps` with options builds a new encoder on every call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @router.get(
@@ -47,7 +49,7 @@ async def config(copilotkit: CopilotKitDep) -> Response:
         "runtime_url": RUNTIME_PATH,
         "key_origin": origin.value if origin is not None else None,
     }
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+    return Response(_encode(body).encode(), media_type="application/json")
 
 
 @router.post("/runtime")
