@@ -27,9 +27,9 @@ T = TypeVar("T")
 
 
 class _PassThrough(di.Provider[MaybeAwaitable[T]], Generic[T]):
-    # The injections are read once, here: a request resolves them without going through the
+    # The injections are kept as given: a request resolves them without going through the
     # Factory's accessors (each returns a fresh copy). They are fixed at construction; to
-    # change them, override the provider.
+    # change them, override the provider. The Factory stays for copies and `related`.
     __slots__ = ("_args", "_factory", "_kwargs", "_provides")
 
     # Overloads: for an `async def` factory mypy cannot split `T | Awaitable[T]` by itself.
@@ -69,7 +69,7 @@ class _PassThrough(di.Provider[MaybeAwaitable[T]], Generic[T]):
         return copied
 
     @property
-    def related(self) -> Iterator[di.Provider[Any]]:  # Any: the stub types `related` so
+    def related(self) -> Iterator[di.Provider[Any]]:  # Any: as the stub types `related`
         yield self._factory
         yield from super().related
 
