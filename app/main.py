@@ -11,9 +11,9 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from keyscope.app.keys.router import router as keys_router
-from keyscope.app.legacy.binding import LegacyEnvMiddleware
-from keyscope.app.legacy.lifecycle import install_legacy_overlay, uninstall_legacy_overlay
-from keyscope.app.legacy.router import router as legacy_router
+from keyscope.app.legacy.wiring.binding import LegacyEnvMiddleware
+from keyscope.app.legacy.wiring.lifecycle import install_legacy_overlay, uninstall_legacy_overlay
+from keyscope.app.legacy.wiring.router import router as legacy_router
 from keyscope.app.problems import install_error_handlers
 from keyscope.app.routes import copilotkit, exa, gemini, health
 from keyscope.app.scope import RequestScopeMiddleware

@@ -6,9 +6,9 @@ import contextlib
 
 from fastapi import APIRouter, BackgroundTasks
 
-from keyscope.app.legacy.examples import gemini_service
-from keyscope.app.legacy.helpers import ContextThreadPoolExecutor, run_in_executor
-from keyscope.app.legacy.router import legacy_errors
+from keyscope.app.legacy.overlay.helpers import ContextThreadPoolExecutor, run_in_executor
+from keyscope.app.legacy.wiring import gemini_service
+from keyscope.app.legacy.wiring.router import legacy_errors
 from keyscope.app.routes.gemini import GenerateIn
 
 MODEL = "gemini-2.5-flash"

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from keyscope.app.legacy import helpers, overlay
+from keyscope.app.legacy import overlay
+from keyscope.app.legacy.overlay import helpers
 from keyscope.providers import ProviderName
 from tests.legacy.conftest import in_request, keys_for, user_key
 

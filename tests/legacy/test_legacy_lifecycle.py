@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from keyscope.app.legacy import overlay, request_state
+from keyscope.app.legacy import overlay
+from keyscope.app.legacy.overlay import request_state
 from keyscope.providers import ProviderName
 from tests.legacy.conftest import (
     OPERATOR_KEYS,

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio.to_thread
 import pytest
 
-from keyscope.app.legacy import helpers
+from keyscope.app.legacy.overlay import helpers
 from keyscope.providers import ProviderName
 from tests.legacy.conftest import (
     OPERATOR_KEYS,

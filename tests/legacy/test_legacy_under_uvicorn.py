@@ -21,9 +21,9 @@ from dependency_injector import providers as di
 from sqlalchemy import Engine
 
 from keyscope.app.legacy import overlay
-from keyscope.app.legacy.errors import ManagedNameOutsideRequest
-from keyscope.app.legacy.examples import gemini_service
-from keyscope.app.legacy.router import router as legacy_router
+from keyscope.app.legacy.overlay.errors import ManagedNameOutsideRequest
+from keyscope.app.legacy.wiring import gemini_service
+from keyscope.app.legacy.wiring.router import router as legacy_router
 from keyscope.app.live_server import live_server
 from keyscope.app.main import create_app
 from keyscope.containers import Container

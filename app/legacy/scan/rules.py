@@ -1,4 +1,4 @@
-"""What `scan.py` looks for: the dotted names it recognises, and the fix for each kind."""
+"""What `scanner.py` looks for: the dotted names it recognises, and the fix for each kind."""
 
 from enum import StrEnum
 from typing import Final
@@ -47,23 +47,24 @@ FIX: Final[dict[FindingKind, str]] = {
     ),
     FindingKind.GENAI_CONFIGURE: (
         "create a google-genai Client per request with api_key=...; meanwhile "
-        "keyscope.app.legacy.helpers.patch_genai_configure() makes configure() per request"
+        "keyscope.app.legacy.overlay.helpers.patch_genai_configure() makes configure() per request"
     ),
     FindingKind.RAW_THREAD: (
-        "use keyscope.app.legacy.helpers.start_thread() / ContextThread, "
+        "use keyscope.app.legacy.overlay.helpers.start_thread() / ContextThread, "
         "which carry the request's context"
     ),
     FindingKind.THREAD_POOL: (
-        "use keyscope.app.legacy.helpers.ContextThreadPoolExecutor, or asyncio.to_thread"
+        "use keyscope.app.legacy.overlay.helpers.ContextThreadPoolExecutor, or asyncio.to_thread"
     ),
     FindingKind.RUN_IN_EXECUTOR: (
-        "use keyscope.app.legacy.helpers.run_in_executor(loop, executor, fn, *args), "
+        "use keyscope.app.legacy.overlay.helpers.run_in_executor(loop, executor, fn, *args), "
         "or asyncio.to_thread"
     ),
     FindingKind.ENVIRONB: "read os.environ (str) instead, or inject the key",
     FindingKind.SUBPROCESS_ENV: (
-        "if the child needs a provider key pass env=keyscope.app.legacy.helpers.subprocess_env(); "
-        "otherwise pass env= explicitly to show it does not"
+        "if the child needs a provider key pass "
+        "env=keyscope.app.legacy.overlay.helpers.subprocess_env(); otherwise pass env= "
+        "explicitly to show it does not"
     ),
     FindingKind.UNPARSABLE: "fix the syntax (or exclude the file) so the scan can check it",
 }

@@ -12,7 +12,7 @@ import threading
 import weakref
 from collections.abc import Hashable
 
-from keyscope.app.legacy.errors import OverlayError
+from keyscope.app.legacy.overlay.errors import OverlayError
 
 
 class RequestState:

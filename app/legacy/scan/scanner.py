@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from keyscope.app.legacy.scan_rules import FIX, FindingKind
-from keyscope.app.legacy.scan_visitor import reports_for
+from keyscope.app.legacy.scan.rules import FIX, FindingKind
+from keyscope.app.legacy.scan.visitor import reports_for
 
 __all__ = ["Finding", "FindingKind", "scan_path", "scan_source"]
 

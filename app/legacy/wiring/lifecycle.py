@@ -4,8 +4,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from keyscope.app.legacy import overlay
-from keyscope.app.legacy.binding import current_source
-from keyscope.app.legacy.examples import gemini_service
+from keyscope.app.legacy.wiring import gemini_service
+from keyscope.app.legacy.wiring.binding import current_source
 from keyscope.providers.gemini import gemini_http_options
 
 if TYPE_CHECKING:

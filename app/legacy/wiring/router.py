@@ -10,7 +10,7 @@ from starlette.responses import StreamingResponse
 
 from keyscope.app.deps import SettingsDep, principal
 from keyscope.app.errors import MissingKey
-from keyscope.app.legacy.examples import gemini_service
+from keyscope.app.legacy.wiring import gemini_service
 from keyscope.app.routes.gemini import GenerateIn, GenerateOut
 from keyscope.providers.gemini import translate_error
 

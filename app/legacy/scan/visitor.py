@@ -1,9 +1,9 @@
-"""The AST walk behind `scan.py`: one module in, `(line, kind, name, message)` reports out.
+"""The AST walk behind `scanner.py`: one module in, `(line, kind, name, message)` reports out.
 
 It resolves names through the module's imports (and knows when a function's own variable
 shadows one), tracks whether code runs at import time (module and class bodies, decorators,
 default arguments) or later (function bodies, `if __name__ == "__main__":`), and applies
-the rules in `scan_rules.py`.
+the rules in `rules.py`.
 """
 
 import ast
@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from keyscope.app.legacy.scan_rules import (
+from keyscope.app.legacy.scan.rules import (
     CLIENT_CONSTRUCTORS,
     ENV_GETTERS,
     ENV_MAPPING,

@@ -1,4 +1,4 @@
-"""A per-request overlay on `os.environ` for legacy code that reads provider keys from the env.
+"""The per-request overlay on `os.environ` for legacy code that reads provider keys from the env.
 
 The seed design wrote each user's keys into `os.environ` around every request: under
 concurrency 50-95 % of responses saw another user's key, and keys stayed in the process
@@ -41,7 +41,7 @@ which copy the context. `loop.run_in_executor`, `ThreadPoolExecutor.submit` and
 `threading.Thread` don't: there the name is absent (raises in strict mode); see `helpers`.
 `os.environb`, C `getenv` and child processes see the process environment, which never holds
 a user's key. Values cached beyond one request (`@lru_cache`, module-level settings or SDK
-clients) are out of any overlay's reach: `scan.py` lists them.
+clients) are out of any overlay's reach: `keyscope.app.legacy.scan` lists them.
 
 Installing twice is an error (`OverlayAlreadyInstalled`): a second call with another source
 or mode would silently be ignored otherwise. `uninstall()` when not installed returns False.
@@ -56,16 +56,16 @@ from sys import _getframe
 from types import MappingProxyType
 from typing import Any, Final, Protocol, TypeVar
 
-from keyscope.app.legacy import callsites, request_state
-from keyscope.app.legacy.callsites import counts as _counts
-from keyscope.app.legacy.callsites import plumbing_cache as _plumbing_cache
-from keyscope.app.legacy.callsites import read_counts, reset_counts
-from keyscope.app.legacy.errors import (
+from keyscope.app.legacy.overlay import callsites, request_state
+from keyscope.app.legacy.overlay.callsites import counts as _counts
+from keyscope.app.legacy.overlay.callsites import plumbing_cache as _plumbing_cache
+from keyscope.app.legacy.overlay.callsites import read_counts, reset_counts
+from keyscope.app.legacy.overlay.errors import (
     ManagedNameOutsideRequest,
     OverlayAlreadyInstalled,
     OverlayError,
 )
-from keyscope.app.legacy.request_state import states as _request_states
+from keyscope.app.legacy.overlay.request_state import states as _request_states
 from keyscope.providers import ProviderName
 
 MANAGED_NAMES: Final[Mapping[str, ProviderName]] = MappingProxyType(

@@ -1,1 +1,0 @@
-"""Legacy-style code that keyscope serves unchanged through the overlay (see gemini_service)."""
