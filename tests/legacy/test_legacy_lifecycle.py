@@ -6,7 +6,6 @@ import os
 import pytest
 
 from keyscope.app.legacy import overlay
-from keyscope.app.legacy.overlay import request_state
 from keyscope.providers import ProviderName
 from tests.legacy.conftest import (
     OPERATOR_KEYS,
@@ -138,8 +137,9 @@ def test_request_state_dies_with_the_requests_source(installed: None) -> None:
     for user in ("alice", "bob", "carol"):
         with in_request(keys_for(user)):
             os.environ["EXA_API_KEY"] = f"{USER_KEY_PREFIX}{user}-written"
+            assert overlay.live_request_states() >= 1
     gc.collect()
-    assert request_state.states == {}
+    assert overlay.live_request_states() == 0
     with in_request(keys_for("dave", without=(ProviderName.EXA,))):
         assert os.getenv("EXA_API_KEY") is None
 

@@ -5,11 +5,11 @@ can be switched off once they reach zero. They sit on the hot path of every mana
 they are a frame walk and one dict update, inlined in the overlay's read path:
 
 * The call site is the first frame outside the *plumbing*: the `os`, `posixpath` and
-  `_collections_abc` modules (frozen in 3.11, hence `<frozen ...>` file names), this package,
+  `_collections_abc` modules (frozen in 3.11, hence `<frozen ...>` file names), the overlay package,
   and pydantic-settings (a `BaseSettings()` built in a request is counted where it is built,
   not inside the library). Whether a file is plumbing is decided once per file name.
 * Counts are kept per (code object id, bytecode offset): both O(1) to read, where a
-  frame's `f_lineno` costs time proportional to the function's size. `read_counts()` turns
+  frame's `f_lineno` costs time proportional to the function's size. `CallSites.lines()` turns
   offsets into `file:line` (the code objects are kept alive, so their ids stay unique).
 * No lock: under heavy thread contention an increment can be lost (two threads racing the
   same site). They never over-count and never raise; they locate call sites, they don't bill.
@@ -21,11 +21,6 @@ import sys
 from collections import Counter
 from pathlib import Path
 from types import CodeType
-
-# Updated in place only (never rebound): the overlay's hot path holds these dicts.
-counts: dict[tuple[int, int], int] = {}  # (id(code), f_lasti) -> reads
-plumbing_cache: dict[str, bool] = {}  # file name -> is plumbing
-_codes: dict[int, CodeType] = {}  # id -> code object of every counted site
 
 
 def _plumbing_prefixes() -> tuple[str, ...]:
@@ -45,36 +40,49 @@ _PLUMBING_FILES = frozenset(
 )
 
 
-def classify(filename: str) -> bool:
-    """Whether frames of `filename` are plumbing (skipped when naming a call site); cached."""
+def is_plumbing(filename: str) -> bool:
+    """Whether frames of `filename` are plumbing (skipped when naming a call site)."""
     if filename.startswith("<frozen "):
-        plumbing = True
-    else:
-        resolved = str(Path(filename).resolve()) if os.path.isabs(filename) else filename
-        plumbing = resolved in _PLUMBING_FILES or resolved.startswith(_PLUMBING_PREFIXES)
-    plumbing_cache[filename] = plumbing
-    return plumbing
+        return True
+    resolved = str(Path(filename).resolve()) if os.path.isabs(filename) else filename
+    return resolved in _PLUMBING_FILES or resolved.startswith(_PLUMBING_PREFIXES)
 
 
-def keep(code: CodeType) -> None:
-    """Called on the first read at a new site: keep `code` (and so its id) for read_counts()."""
-    _codes[id(code)] = code
+class CallSites:
+    """The read counters of one process. The overlay's read path updates `counts` and
+    `plumbing` directly (attribute loads, no method call) and calls the methods only on the
+    first read at a new site or in a new file."""
 
+    __slots__ = ("_codes", "counts", "plumbing")
 
-def read_counts() -> dict[str, int]:
-    """Overlay reads of managed names so far, by `file:line` of the caller, sorted by site."""
-    by_line: Counter[tuple[str, int]] = Counter()
-    for (code_id, offset), count in list(counts.items()):  # one atomic copy: threads count on
-        code = _codes.get(code_id)
-        if code is not None:
-            by_line[code.co_filename, _line_of(code, offset)] += count
-    return {f"{file}:{line}": count for (file, line), count in sorted(by_line.items())}
+    def __init__(self) -> None:
+        self.counts: dict[tuple[int, int], int] = {}  # (id(code), f_lasti) -> reads
+        self.plumbing: dict[str, bool] = {}  # file name -> is plumbing
+        self._codes: dict[int, CodeType] = {}  # id -> code object of every counted site
 
+    def classify(self, filename: str) -> bool:
+        """`is_plumbing(filename)`, remembered for the next read from the same file."""
+        plumbing = is_plumbing(filename)
+        self.plumbing[filename] = plumbing
+        return plumbing
 
-def reset_counts() -> None:
-    """Forget every count (e.g. after a deploy, or between tests)."""
-    counts.clear()
-    _codes.clear()
+    def keep(self, code: CodeType) -> None:
+        """Called on the first read at a new site: keep `code` (and so its id) for `lines()`."""
+        self._codes[id(code)] = code
+
+    def lines(self) -> dict[str, int]:
+        """Reads so far, by `file:line` of the caller, sorted by site."""
+        by_line: Counter[tuple[str, int]] = Counter()
+        for (code_id, offset), count in list(self.counts.items()):  # one atomic copy
+            code = self._codes.get(code_id)
+            if code is not None:
+                by_line[code.co_filename, _line_of(code, offset)] += count
+        return {f"{file}:{line}": count for (file, line), count in sorted(by_line.items())}
+
+    def reset(self) -> None:
+        """Forget every count (e.g. after a deploy, or between tests)."""
+        self.counts.clear()
+        self._codes.clear()
 
 
 def _line_of(code: CodeType, offset: int) -> int:

@@ -56,16 +56,13 @@ from sys import _getframe
 from types import MappingProxyType
 from typing import Any, Final, Protocol, TypeVar
 
-from keyscope.app.legacy.overlay import callsites, request_state
-from keyscope.app.legacy.overlay.callsites import counts as _counts
-from keyscope.app.legacy.overlay.callsites import plumbing_cache as _plumbing_cache
-from keyscope.app.legacy.overlay.callsites import read_counts, reset_counts
+from keyscope.app.legacy.overlay.callsites import CallSites
 from keyscope.app.legacy.overlay.errors import (
     ManagedNameOutsideRequest,
     OverlayAlreadyInstalled,
     OverlayError,
 )
-from keyscope.app.legacy.overlay.request_state import states as _request_states
+from keyscope.app.legacy.overlay.request_state import RequestStates
 from keyscope.providers import ProviderName
 
 MANAGED_NAMES: Final[Mapping[str, ProviderName]] = MappingProxyType(
@@ -99,15 +96,38 @@ class OutsideRequest(StrEnum):
 
 @dataclass(slots=True)
 class _Installed:
+    """Everything one install() holds; uninstall() drops it whole."""
+
     current_source: Callable[[], KeySource | None]
     outside: OutsideRequest
+    sites: CallSites | None  # None: call sites not counted (install(count_call_sites=False))
+    requests: RequestStates = field(default_factory=RequestStates)
     # Real-environment values moved aside at install (absent/raise modes), restored at uninstall.
     hidden: dict[str, str] = field(default_factory=dict)
 
 
+# os.environ is one per process, so is the overlay on it: `_state` is the installed overlay
+# (None when not installed), read once per access by the overlay's methods. The call-site
+# counts outlive an install, so that they can be read after the overlay is gone.
 _state: _Installed | None = None
-_counting = True  # count reads per call site (install(count_call_sites=...))
+_call_sites = CallSites()
 _install_lock = threading.Lock()
+
+
+def read_counts() -> dict[str, int]:
+    """Overlay reads of managed names so far, by `file:line` of the caller, sorted by site."""
+    return _call_sites.lines()
+
+
+def reset_counts() -> None:
+    """Forget every count (e.g. after a deploy, or between tests)."""
+    _call_sites.reset()
+
+
+def live_request_states() -> int:
+    """How many requests hold request-local state (env writes, SDK objects) right now."""
+    state = _state
+    return len(state.requests.entries) if state is not None else 0
 
 
 def request_local(key: Hashable, create: Callable[[], T]) -> T | None:
@@ -118,9 +138,9 @@ def request_local(key: Hashable, create: Callable[[], T]) -> T | None:
     """
     state = _state
     source = state.current_source() if state is not None else None
-    if source is None:
+    if state is None or source is None:
         return None
-    local = request_state.state_for(source, create=True)
+    local = state.requests.state_for(source, create=True)
     assert local is not None  # create=True always returns a state
     try:
         return local.objects[key]  # type: ignore[return-value]  # stored below, as a T
@@ -134,10 +154,12 @@ def request_local(key: Hashable, create: Callable[[], T]) -> T | None:
 # --- reads --------------------------------------------------------------------------------------
 
 
-def _user_value(source: KeySource, name: str, provider: ProviderName) -> str | None:
+def _user_value(
+    requests: RequestStates, source: KeySource, name: str, provider: ProviderName
+) -> str | None:
     """The request's value for a managed name: its own writes first, then the user's key."""
-    if _request_states:  # empty unless some request wrote a managed name: skip the lookup
-        local = request_state.state_for(source, create=False)
+    if requests.entries:  # empty unless some request wrote a managed name: skip the lookup
+        local = requests.state_for(source, create=False)
         if local is not None and name in local.env:
             return local.env[name]
     return source.secret_for(provider)
@@ -171,32 +193,37 @@ class _OverlayEnviron(os._Environ[str]):
                 return self.decodevalue(self._data[self.encodekey(key)])
             except KeyError:
                 return default
-        if _counting:
+        state = _state
+        if state is None:  # uninstalled while this read was under way
+            value = _outside_value(self, None, key)
+            return default if value is None else value
+        sites = state.sites
+        if sites is not None:
             # The caller: the first frame that is not plumbing (os.getenv, our own methods,
             # _collections_abc, pydantic-settings...). See callsites.py.
             frame = _getframe(1)
             code = frame.f_code
             while True:
-                plumbing = _plumbing_cache.get(code.co_filename)
+                plumbing = sites.plumbing.get(code.co_filename)
                 if plumbing is None:
-                    plumbing = callsites.classify(code.co_filename)
+                    plumbing = sites.classify(code.co_filename)
                 caller = frame.f_back
                 if not plumbing or caller is None:
                     break
                 frame, code = caller, caller.f_code
             site = (id(code), frame.f_lasti)  # O(1), unlike f_lineno: see callsites.py
             del frame, caller  # don't keep frame objects alive longer than needed
-            count = _counts.get(site)
+            counts = sites.counts
+            count = counts.get(site)
             if count is None:
-                callsites.keep(code)
+                sites.keep(code)
                 count = 0
-            _counts[site] = count + 1
-        state = _state
-        source = state.current_source() if state is not None else None
+            counts[site] = count + 1
+        source = state.current_source()
         if source is None:
             value = _outside_value(self, state, key)
-        elif _request_states:  # empty unless some request wrote a managed name or holds state
-            value = _user_value(source, key, _PROVIDER_OF[key])
+        elif state.requests.entries:  # empty unless some request wrote a name or holds state
+            value = _user_value(state.requests, source, key, _PROVIDER_OF[key])
         else:
             value = source.secret_for(_PROVIDER_OF[key])
         return default if value is None else value
@@ -228,7 +255,7 @@ class _OverlayEnviron(os._Environ[str]):
                 yield name
         if source is not None:
             for name, provider in _PROVIDER_OF.items():
-                if _user_value(source, name, provider) is not None:
+                if _user_value(state.requests, source, name, provider) is not None:
                     yield name
 
     def __len__(self) -> int:
@@ -275,10 +302,11 @@ def _write(environ: _OverlayEnviron, name: str, value: str | None) -> None:
     action = "written" if value is not None else "deleted"
     state = _state
     source = state.current_source() if state is not None else None
-    if source is not None:
-        local = request_state.state_for(source, create=True)
+    if state is not None and source is not None:
+        requests = state.requests
+        local = requests.state_for(source, create=True)
         assert local is not None  # create=True always returns a state
-        if value is None and _user_value(source, name, MANAGED_NAMES[name]) is None:
+        if value is None and _user_value(requests, source, name, MANAGED_NAMES[name]) is None:
             raise KeyError(name)
         local.env[name] = value
     elif state is None or state.outside is OutsideRequest.PASSTHROUGH:
@@ -313,7 +341,7 @@ def install(
     Raises `OverlayAlreadyInstalled` if it is already installed, `OverlayError` if
     `os.environ` is not the stock object (someone else replaced or subclassed it).
     """
-    global _state, _counting
+    global _state
     mode = OutsideRequest(outside_request)
     with _install_lock:
         if _state is not None:
@@ -326,7 +354,7 @@ def install(
                 f"os.environ is a {type(environ).__qualname__}, not os._Environ: refusing to "
                 "overlay an environment someone else has replaced"
             )
-        state = _Installed(current_source, mode)
+        state = _Installed(current_source, mode, _call_sites if count_call_sites else None)
         if mode is not OutsideRequest.PASSTHROUGH:
             for name in _PROVIDER_OF:
                 value = environ.get(name)
@@ -334,7 +362,6 @@ def install(
                     state.hidden[name] = value
                     del environ[name]  # stock delete: unsetenv() + the Python dict
         _state = state
-        _counting = count_call_sites
         _switch_class(environ, _OverlayEnviron)  # last: readers see the overlay once it's ready
 
 
@@ -357,7 +384,7 @@ def uninstall() -> bool:
         _state = None
         for name, value in state.hidden.items():
             environ[name] = value  # the stock class again: putenv() + the Python dict
-        request_state.clear()
+        state.requests.clear()
         return True
 
 
@@ -380,6 +407,7 @@ __all__ = [
     "OverlayError",
     "install",
     "is_installed",
+    "live_request_states",
     "read_counts",
     "request_local",
     "reset_counts",

@@ -25,44 +25,52 @@ class RequestState:
         self.objects: dict[Hashable, object] = {}
 
 
-# id(source) -> (weak reference to the source, its state). Mutated in place only: the
-# overlay's hot path holds this dict and skips all lookups while it is empty.
-states: dict[int, tuple["weakref.ref[object]", RequestState]] = {}
-_lock = threading.Lock()
+class RequestStates:
+    """Every running request's `RequestState`, owned by one installed overlay.
 
+    `entries` maps id(source) -> (weak reference to the source, its state). The read path
+    tests `entries` for emptiness itself (no method call) and skips all lookups while no
+    request has written a managed name or stored an object.
+    """
 
-def state_for(source: object, *, create: bool) -> RequestState | None:
-    """`source`'s state; with `create`, made on first use (None only when not creating)."""
-    entry = states.get(id(source))
-    if entry is not None and entry[0]() is source:
-        return entry[1]
-    if not create:
-        return None
-    with _lock:
-        entry = states.get(id(source))
+    __slots__ = ("_lock", "entries")
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[weakref.ref[object], RequestState]] = {}
+        self._lock = threading.Lock()
+
+    def state_for(self, source: object, *, create: bool) -> RequestState | None:
+        """`source`'s state; with `create`, made on first use (None only when not creating)."""
+        entries = self.entries
+        entry = entries.get(id(source))
         if entry is not None and entry[0]() is source:
             return entry[1]
-        key = id(source)
+        if not create:
+            return None
+        with self._lock:
+            entry = entries.get(id(source))
+            if entry is not None and entry[0]() is source:
+                return entry[1]
+            key = id(source)
 
-        def forget(ref: "weakref.ref[object]") -> None:
-            current = states.get(key)
-            if current is not None and current[0] is ref:
-                del states[key]
+            def forget(ref: "weakref.ref[object]") -> None:
+                current = entries.get(key)
+                if current is not None and current[0] is ref:
+                    del entries[key]
 
-        try:
-            ref = weakref.ref(source, forget)
-        except TypeError:
-            raise OverlayError(
-                f"{type(source).__name__} does not support weak references, so request-local "
-                "state (env writes, per-request SDK state) cannot be tied to its lifetime: "
-                "return a weakref-able KeySource from current_source()"
-            ) from None
-        state = RequestState()
-        states[key] = (ref, state)
-        return state
+            try:
+                ref = weakref.ref(source, forget)
+            except TypeError:
+                raise OverlayError(
+                    f"{type(source).__name__} does not support weak references, so "
+                    "request-local state (env writes, per-request SDK state) cannot be tied "
+                    "to its lifetime: return a weakref-able KeySource from current_source()"
+                ) from None
+            state = RequestState()
+            entries[key] = (ref, state)
+            return state
 
-
-def clear() -> None:
-    """Forget every request's state (the overlay is being uninstalled)."""
-    with _lock:
-        states.clear()
+    def clear(self) -> None:
+        """Forget every request's state (the overlay is being uninstalled)."""
+        with self._lock:
+            self.entries.clear()
