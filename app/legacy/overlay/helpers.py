@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-from keyscope.app.legacy import overlay
+from keyscope.app.legacy.overlay.environ import is_installed, request_local
+from keyscope.app.legacy.overlay.errors import OverlayError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -122,7 +123,7 @@ class _PerRequestClientManager:
         self._manager_type: Callable[[], object] = type(process_manager)
 
     def _current(self) -> object:
-        manager = overlay.request_local(self, self._manager_type)
+        manager = request_local(self, self._manager_type)
         return self._process_manager if manager is None else manager
 
     def __getattr__(self, name: str) -> Any:
@@ -142,8 +143,8 @@ def patch_genai_configure() -> bool:
     of the first request that used it, and `configure(http_proxy=...)` still sets process-wide
     proxy variables. `keyscope legacy scan` lists both.
     """
-    if not overlay.is_installed():
-        raise overlay.OverlayError(
+    if not is_installed():
+        raise OverlayError(
             "install the legacy env overlay before patching google.generativeai: it is what "
             "tells one request from another"
         )
