@@ -1,6 +1,6 @@
 """The fingerprint bench endpoints return for the key their client holds.
 
-Keyed BLAKE2b over fake bench keys: cheap (~0.5 µs), identical in every variant, and what the
+Keyed BLAKE2b over fake bench keys: cheap, identical in every variant, and what the
 wrong-key check compares with each user's own key.
 """
 

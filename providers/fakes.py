@@ -2,9 +2,9 @@
 
 Used by the tests and by `keyscope demo`, hence here and not under tests/. Each vendor gets its
 own server on 127.0.0.1 (an ephemeral port), so a client pointed at the wrong vendor gets a 404
-instead of a quiet success. They speak the wire formats in DESIGN.md section 1, in each vendor's
-own error shapes, and record every request (provider, path with query, key, body) so a test can
-say whose key reached the upstream for which request.
+instead of a quiet success. They speak each vendor's wire format (the one the client modules
+beside this one send) and its own error shapes, and record every request (provider, path with
+query, key, body) so a test can say whose key reached the upstream for which request.
 
 Behaviour is chosen by the key's prefix, so one server serves every test:
 

@@ -1,10 +1,10 @@
 """Gemini through google-genai, one SDK client per caller's key, on the process's shared pools.
 
 A `genai.Client` is cheap only when it is handed everything it would otherwise build: both
-httpx clients (else it creates them, with a fresh SSL context: ≈45 ms) and an SSL context in
+httpx clients (else it creates them, each with a fresh SSL context) and an SSL context in
 `async_client_args["ssl"]` (else it creates one for its websocket API on every construction).
-With those it costs ≈0.1 ms, so building one per request is fine. It never closes clients it
-was handed, so per-request clients cannot close the shared pools.
+With those it is cheap (docs/performance.md), so building one per request is fine. It never
+closes clients it was handed, so per-request clients cannot close the shared pools.
 """
 
 import json

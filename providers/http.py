@@ -1,6 +1,6 @@
 """App-lifetime HTTP resources shared by every provider client, and the helpers they share.
 
-Why one of each per process: building an `ssl.SSLContext` loads the CA bundle (≈45 ms), and a
+Why one of each per process: building an `ssl.SSLContext` loads the CA bundle (tens of ms), and a
 connection pool is only useful if it outlives a request. Provider clients are built per request
 with the caller's key and borrow these; they never close them. `SharedHttp.aclose()` is for the
 application's shutdown.

@@ -1,8 +1,8 @@
 """The key store: the only code that reads or writes `provider_keys`.
 
 Every query is one statement on a pooled connection in a worker thread. A replace is a
-single `INSERT … ON CONFLICT DO UPDATE` on both engines: a select-then-update lost 2% of
-concurrent writes in measurements, and read-then-write transactions fail under SQLite's lock.
+single `INSERT … ON CONFLICT DO UPDATE` on both engines: a select-then-update loses
+concurrent writes, and read-then-write transactions fail under SQLite's lock.
 """
 
 import logging

@@ -4,7 +4,7 @@ Algorithms come from configuration, never from the token header; `exp` and `sub`
 required; audience and issuer are checked when configured. PyJWT alone would accept a token
 without `exp`, a numeric-string `exp` and megabyte claims, so size and claim shapes are
 bounded here before and after decoding. Verified tokens are cached by their exact string until
-they expire (a verify is ~30-70 µs, a third of a bare request).
+they expire (a signature check costs a sizeable share of a bare request: docs/performance.md).
 """
 
 import re
@@ -76,8 +76,8 @@ class TokenVerifier:
         """`verify()` without waiting: the principal, or InvalidToken; None only when the
         signing key must come from the JWKS endpoint (a network call: use `verify()`).
 
-        CPU only (≈50-130 µs for a token not seen before, ≈1 µs cached), so it may run on
-        the event loop."""
+        CPU only (short for a token not seen before, a dict lookup once cached), so it may
+        run on the event loop."""
         if not token or len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken
         cached = self._cached(token)

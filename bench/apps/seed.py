@@ -1,9 +1,9 @@
-"""Variant `seed` — THE BASELINE, not keyscope: the seed document's design, reimplemented.
+"""Variant `seed` — THE BASELINE, not keyscope: the design keyscope replaces, reimplemented.
 
-What /work/shared/seed/api-key-injection.md describes, done the way it says: a
-`BaseHTTPMiddleware` that decodes the JWT on every request, fetches the user's keys with one
-SQL query (a SQLModel session, as the seed's world would), Fernet-decrypts them, writes them
-into `os.environ`, awaits `call_next`, and restores the previous values in `finally`. The
+The per-request os.environ design (tests/legacy/seed_middleware.py is the same logic), done
+the way it is usually written: a `BaseHTTPMiddleware` that decodes the JWT on every request,
+fetches the user's keys with one SQL query (a SQLModel session), Fernet-decrypts them, writes
+them into `os.environ`, awaits `call_next`, and restores the previous values in `finally`. The
 endpoint reads `os.getenv("GEMINI_API_KEY")`. Under concurrency other requests overwrite the
 process environment while this one is in flight: that is the leak the wrong-key check counts.
 

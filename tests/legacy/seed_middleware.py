@@ -1,13 +1,14 @@
-"""BASELINE WE REPLACE: the seed design's os.environ set/restore middleware, reimplemented.
+"""BASELINE WE REPLACE: the os.environ set/restore middleware keyscope replaces, reimplemented.
 
-A faithful transcription of the middleware in /work/shared/seed/api-key-injection.md
-("The Middleware"), kept only so tests can show what the overlay fixes. Do not use it.
+The design keyscope was started to replace (a BaseHTTPMiddleware that sets each user's keys
+in `os.environ` and restores them afterwards), kept only so tests can show what the overlay
+fixes. Do not use it.
 It writes each user's keys into the process environment for the duration of the request
 and restores the saved values afterwards; any await in between lets another request
-overwrite them (DESIGN.md §7 measured 50-95 % wrong keys), and the interleaved restores
+overwrite them (docs/legacy.md has the wrong-key counts), and the interleaved restores
 can leave a user's key in the environment after every request has finished.
 
-The HTTP plumbing is reduced to what the seed's logic uses: a user id instead of a parsed
+The HTTP plumbing is reduced to what that logic uses: a user id instead of a parsed
 token, a `fetch_user_keys` callable instead of the database context manager.
 """
 

@@ -1,8 +1,9 @@
 """The per-request overlay on `os.environ` for legacy code that reads provider keys from the env.
 
-The seed design wrote each user's keys into `os.environ` around every request: under
-concurrency 50-95 % of responses saw another user's key, and keys stayed in the process
-environment afterwards (DESIGN.md §7). This overlay never writes a user's key anywhere:
+Writing each user's keys into `os.environ` around every request (the design reproduced in
+tests/legacy/seed_middleware.py) hands concurrent requests each other's keys and leaves keys
+in the process environment afterwards (docs/legacy.md has the figures). This overlay never
+writes a user's key anywhere:
 
 * `install()` switches the class of the *existing* `os.environ` object to `_OverlayEnviron`,
   so `os.getenv`, `os.path.expandvars` and every alias taken earlier (`from os import
@@ -186,7 +187,7 @@ class _OverlayEnviron(os._Environ[str]):
     def get(self, key: str, default: Any = None) -> Any:
         """Every read of a managed name ends here; this is also the path of every os.getenv().
 
-        Kept in one function on purpose: a Python call costs ~50 ns, a third of the read.
+        Kept in one function on purpose: a Python call would be a sizeable share of the read.
         """
         if key not in _PROVIDER_OF:  # `in`, not .get(): no method call on the unmanaged path
             try:
@@ -334,9 +335,9 @@ def install(
 ) -> None:
     """Put the overlay on `os.environ`; `current_source()` names the running request's keys.
 
-    `count_call_sites` feeds `read_counts()`. It costs ≈0.5 µs per managed read (measured:
-    `os.getenv("GEMINI_API_KEY")` 0.17 µs without, 0.72 µs with; the frame objects of the
-    walk dominate), so switch it off once the call sites are known.
+    `count_call_sites` feeds `read_counts()`. It makes every managed read several times
+    slower (the frame objects of the walk dominate; `python -m bench.micro` measures it), so
+    switch it off once the call sites are known.
 
     Raises `OverlayAlreadyInstalled` if it is already installed, `OverlayError` if
     `os.environ` is not the stock object (someone else replaced or subclassed it).

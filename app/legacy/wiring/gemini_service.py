@@ -1,12 +1,12 @@
-"""A Gemini service written the way the seed codebase is: the key comes from the environment.
+"""A Gemini service written the way legacy code is: the key comes from the environment.
 
 Nothing here knows about users, tokens or keyscope: every call reads `GEMINI_API_KEY` with
-`os.getenv`, exactly like the seed document's `generate_content`. With
+`os.getenv`, as single-tenant code typically does. With
 `KEYSCOPE_LEGACY_ENV=overlay` that read returns the requesting user's key, per request, under
 any concurrency; with the overlay off it reads the real environment as it always did.
 
 The one concession to keyscope is `configure()`, called once at start-up with the process's
-shared HTTP transport (a fresh SSL context per `genai.Client` costs ~45 ms).
+shared HTTP transport (else every `genai.Client` builds a fresh SSL context).
 """
 
 import os
