@@ -4,7 +4,6 @@ Every test that asks for `database_url` (directly or through `app`/`client`) run
 SQLite and once on PostgreSQL.
 """
 
-import base64
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import httpx
 import pytest
 from dependency_injector import providers as di
 from fastapi import FastAPI
-from pydantic import SecretStr
 from sqlalchemy import Engine, delete
 
 from keyscope.app.db import make_engine
@@ -23,17 +21,13 @@ from keyscope.app.security.tokens import mint_token
 from keyscope.app.settings import Settings
 from keyscope.containers import Container
 from keyscope.providers.fakes import FakeUpstreams
-from tests.databases import migrated_database
-
-JWT_SECRET = "test-jwt-secret-that-is-long-enough-0123456789"
-MASTER_KEY_K1 = "k1:" + base64.b64encode(b"\x01" * 32).decode()
-MASTER_KEY_K2 = "k2:" + base64.b64encode(b"\x02" * 32).decode()
-
-TokenFactory = Callable[..., str]
+from tests.support.databases import migrated_database
+from tests.support.settings import JWT_SECRET, TokenFactory, make_settings, upstream_urls
 
 
 @pytest.fixture
 def anyio_backend() -> str:
+    """Every async test runs on asyncio (some use asyncio.create_task / to_thread directly)."""
     return "asyncio"
 
 
@@ -62,38 +56,12 @@ def clean_engine(engine: Engine) -> Iterator[Engine]:
         conn.execute(delete(provider_keys))
 
 
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    """Production-mode settings with test secrets and no platform keys, whatever the env holds."""
-    values: dict[str, Any] = {
-        "deploy_env": "production",
-        "database_url": database_url,
-        "master_keys": SecretStr(MASTER_KEY_K1),
-        "jwt_secret": SecretStr(JWT_SECRET),
-        "gemini_api_key": None,
-        "google_api_key": None,
-        "exa_api_key": None,
-        "copilotkit_api_key": None,
-        "platform_fallback": "",
-        "legacy_env": "off",
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
 @pytest.fixture(scope="session")
 def upstreams() -> Iterator[FakeUpstreams]:
     """Loopback Gemini, Exa and Copilot Cloud servers that record which key arrived."""
     fakes = FakeUpstreams(slow_seconds=3.0)
     yield fakes
     fakes.close()
-
-
-def upstream_urls(fakes: FakeUpstreams) -> dict[str, Any]:
-    return {
-        "gemini_base_url": fakes.gemini_base_url,
-        "exa_base_url": fakes.exa_base_url,
-        "copilotkit_base_url": fakes.copilotkit_runtime_url,
-    }
 
 
 @pytest.fixture

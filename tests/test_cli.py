@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import JWT_SECRET, MASTER_KEY_K1
+from tests.support.settings import JWT_SECRET, MASTER_KEY_K1
 
 
 def _free_port() -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from keyscope.app.main import create_app
 from keyscope.containers import Container
-from tests.conftest import JWT_SECRET, make_settings
+from tests.support.settings import JWT_SECRET, make_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -16,7 +16,7 @@ from keyscope.app.main import create_app
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from keyscope.providers.fakes import FakeUpstreams
-from tests.conftest import make_settings, upstream_urls
+from tests.support.settings import make_settings, upstream_urls
 
 pytestmark = pytest.mark.anyio
 

@@ -13,9 +13,9 @@ from sqlalchemy.engine import make_url
 from keyscope.app.main import create_app
 from keyscope.app.migrate import upgrade
 from keyscope.containers import Container
-from tests.conftest import make_settings
-from tests.databases import postgres_database
-from tests.tcp_proxy import TcpProxy
+from tests.support.databases import postgres_database
+from tests.support.settings import make_settings
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect
 
 from keyscope.app.db import metadata
 from keyscope.app.migrate import alembic_config, upgrade
-from tests.databases import postgres_database, sqlite_url
+from tests.support.databases import postgres_database, sqlite_url
 
 
 def _drift(url: str) -> list[object]:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, insert, select
 from keyscope.app.keys.models import provider_keys
 from keyscope.app.security.envelope import EnvelopeCipher, Sealed
 from keyscope.app.security.keyring import Keyring
-from tests.conftest import JWT_SECRET, MASTER_KEY_K1, MASTER_KEY_K2
+from tests.support.settings import JWT_SECRET, MASTER_KEY_K1, MASTER_KEY_K2
 
 ROWS = 3000
 

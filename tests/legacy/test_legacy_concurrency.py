@@ -10,7 +10,8 @@ import anyio.to_thread
 import pytest
 
 from keyscope.providers import ProviderName
-from tests.legacy.conftest import (
+from tests.legacy.seed_middleware import SeedApiKeyInjection
+from tests.support.legacy import (
     OPERATOR_KEYS,
     USER_KEY_PREFIX,
     FakeKeys,
@@ -19,7 +20,6 @@ from tests.legacy.conftest import (
     keys_for,
     python_environ_values,
 )
-from tests.legacy.seed_middleware import SeedApiKeyInjection
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ import pytest
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyscope.app.legacy import overlay
-from tests.legacy.conftest import InstallOverlay, in_request, keys_for
+from tests.support.legacy import InstallOverlay, in_request, keys_for
 
 
 class ExaOnlySettings(BaseSettings):

@@ -20,7 +20,7 @@ import pytest
 from keyscope.app.legacy import overlay
 from keyscope.app.legacy.overlay import helpers
 from keyscope.providers import ProviderName
-from tests.legacy.conftest import in_request, keys_for, user_key
+from tests.support.legacy import in_request, keys_for, user_key
 
 pytestmark = pytest.mark.anyio
 

@@ -7,7 +7,7 @@ import pytest
 
 from keyscope.app.legacy import overlay
 from keyscope.providers import ProviderName
-from tests.legacy.conftest import (
+from tests.support.legacy import (
     OPERATOR_KEYS,
     USER_KEY_PREFIX,
     InstallOverlay,

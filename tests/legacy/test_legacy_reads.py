@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyscope.providers import ProviderName
-from tests.legacy.conftest import OPERATOR_KEYS, in_request, keys_for, user_key
+from tests.support.legacy import OPERATOR_KEYS, in_request, keys_for, user_key
 
 pytestmark = pytest.mark.usefixtures("installed")
 

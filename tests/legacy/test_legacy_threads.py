@@ -12,7 +12,7 @@ import pytest
 
 from keyscope.app.legacy.overlay import helpers
 from keyscope.providers import ProviderName
-from tests.legacy.conftest import (
+from tests.support.legacy import (
     OPERATOR_KEYS,
     USER_KEY_PREFIX,
     c_getenv,

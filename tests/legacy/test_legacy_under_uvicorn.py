@@ -30,9 +30,9 @@ from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from keyscope.providers.fakes import FakeUpstreams
 from keyscope.providers.gemini import gemini_http_options
-from tests.conftest import make_settings, upstream_urls
 from tests.legacy.probe_routes import router as probe_router
 from tests.legacy.seed_http import SeedHttpMiddleware
+from tests.support.settings import make_settings, upstream_urls
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -6,17 +6,7 @@ import pytest
 
 from keyscope.providers.fakes import FakeUpstreams
 from keyscope.providers.http import SharedHttp
-
-# Longer than the clients' read timeout below, so `slow…` keys time out quickly.
-SLOW_SECONDS = 1.0
-READ_TIMEOUT = 0.4
-STREAM_CHUNKS = 5
-STREAM_DELAY = 0.03
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+from tests.support.providers import READ_TIMEOUT, SLOW_SECONDS, STREAM_CHUNKS, STREAM_DELAY
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,13 @@ from keyscope.providers.errors import (
 )
 from keyscope.providers.fakes import RETRY_AFTER_SECONDS, FakeUpstreams
 from keyscope.providers.http import SharedHttp
-from tests.providers.conftest import STREAM_CHUNKS, STREAM_DELAY
-from tests.providers.support import assert_not_leaked, new_key, refusing_url
+from tests.support.providers import (
+    STREAM_CHUNKS,
+    STREAM_DELAY,
+    assert_not_leaked,
+    new_key,
+    refusing_url,
+)
 
 pytestmark = pytest.mark.anyio
 

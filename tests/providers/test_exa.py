@@ -13,7 +13,7 @@ from keyscope.providers.errors import (
 from keyscope.providers.exa import ExaClient, ExaResult
 from keyscope.providers.fakes import RETRY_AFTER_SECONDS, FakeUpstreams
 from keyscope.providers.http import SharedHttp
-from tests.providers.support import assert_not_leaked, new_key, refusing_url
+from tests.support.providers import assert_not_leaked, new_key, refusing_url
 
 pytestmark = pytest.mark.anyio
 

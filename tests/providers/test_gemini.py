@@ -27,7 +27,7 @@ from keyscope.providers.gemini import (
     translate_error,
 )
 from keyscope.providers.http import SharedHttp
-from tests.providers.support import assert_not_leaked, new_key, refusing_url
+from tests.support.providers import assert_not_leaked, new_key, refusing_url
 
 pytestmark = pytest.mark.anyio
 

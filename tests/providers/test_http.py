@@ -13,7 +13,7 @@ from keyscope.providers.copilotkit import CopilotKitClient
 from keyscope.providers.errors import KeyRejected, RateLimited
 from keyscope.providers.fakes import FakeUpstreams
 from keyscope.providers.http import SharedHttp, redact, require_header_safe_key, retry_after_seconds
-from tests.providers.support import new_key
+from tests.support.providers import new_key
 
 pytestmark = pytest.mark.anyio
 

@@ -1,10 +1,17 @@
-"""Helpers for the provider tests: unique fake keys and a leak check for errors."""
+"""Helpers for the provider tests: unique fake keys, a leak check for errors, fake timings."""
 
 import socket
 import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+# The fakes' `slow…` keys answer after SLOW_SECONDS, longer than the clients' READ_TIMEOUT,
+# so those keys time out quickly.
+SLOW_SECONDS = 1.0
+READ_TIMEOUT = 0.4
+STREAM_CHUNKS = 5
+STREAM_DELAY = 0.03
 
 
 def new_key(prefix: str = "user") -> str:

@@ -12,7 +12,7 @@ from keyscope.app.errors import ConfigurationError
 from keyscope.app.local_dev import with_local_secrets
 from keyscope.app.settings import Settings
 from keyscope.providers import ProviderName
-from tests.conftest import JWT_SECRET, MASTER_KEY_K1
+from tests.support.settings import JWT_SECRET, MASTER_KEY_K1
 
 
 def _production(**overrides: Any) -> Settings:
