@@ -40,7 +40,7 @@ def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(token)
         return real_decode(token, *args, **kwargs)
 
-    monkeypatch.setattr(tokens.jwt, "decode", counting_decode)
+    monkeypatch.setattr(jwt, "decode", counting_decode)
     return seen
 
 
