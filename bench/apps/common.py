@@ -97,10 +97,10 @@ def stats_router(extra: Callable[[], dict[str, Any]] | None = None) -> APIRouter
 def match_first(app: FastAPI, *paths: str) -> None:
     """Move the routes for `paths` to the front of the app's route table.
 
-    Starlette matches routes in order, and each route passed costs (≈1.5-2 µs here). The
-    keyscope app has ~20 routes of its own; bare has 5. Measured in front in every variant,
-    the endpoint under test pays for key resolution, not for where it happens to sit in one
-    app's table (which a real app pays whatever it injects).
+    Starlette matches routes in order, and each route passed costs a little (see
+    docs/performance.md). The keyscope app has many more routes than bare. Measured in front
+    in every variant, the endpoint under test pays for key resolution, not for where it
+    happens to sit in one app's table (which a real app pays whatever it injects).
     """
     routes = app.router.routes
     picked = [r for r in routes if getattr(r, "path", None) in paths]
