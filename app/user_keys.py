@@ -3,8 +3,8 @@
 Policy (README "Key policy"):
 * the caller's own stored key always wins;
 * otherwise, in production, the platform (operator's) key only for providers listed in
-  `KEYSCOPE_PLATFORM_FALLBACK`; in local mode the platform key for every provider, as the seed
-  document's local mode reads `.env`;
+  `KEYSCOPE_PLATFORM_FALLBACK`; in local mode the platform key for every provider (a
+  developer's own keys from `.env`);
 * otherwise the provider has no key for this request: `require()` raises a 409 problem.
 
 Stored keys decrypt lazily, per provider, at most once per request; a key that fails to

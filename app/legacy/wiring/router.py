@@ -61,8 +61,9 @@ async def generate_async(body: GenerateIn, settings: SettingsDep) -> GenerateOut
 
 @router.post("/stream")
 async def stream(body: GenerateIn, settings: SettingsDep) -> StreamingResponse:
-    """The env is read while the body streams, after the endpoint returned: the seed's
-    middleware had already restored os.environ by then; the overlay still answers."""
+    """The env is read while the body streams, after the endpoint returned: a set-and-restore
+    middleware (tests/legacy/seed_middleware.py) has restored os.environ by then; the overlay
+    still answers."""
     model = _model(body, settings)
 
     async def chunks() -> AsyncIterator[bytes]:
