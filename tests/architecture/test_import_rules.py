@@ -57,6 +57,37 @@ LEGACY_LEAF_IMPORTS = (
 )
 
 
+# The core takes plain values by constructor: it never reads settings and knows nothing of
+# the seam, the routers, the factories or the composition root above it.
+CORE = (
+    "app/errors.py",
+    "app/awaitables.py",
+    "app/db.py",
+    "app/security/",
+    "app/keys/cache.py",
+    "app/keys/models.py",
+    "app/keys/records.py",
+    "app/keys/schemas.py",
+    "app/keys/store.py",
+    "app/user_keys.py",
+    "app/scope.py",
+    "app/scoped_providers.py",
+    "app/clients.py",
+    "app/legacy/overlay/",
+    "app/legacy/scan/",
+)
+ABOVE_CORE = (
+    "keyscope.app.settings",
+    "keyscope.app.factories",
+    "keyscope.app.deps",
+    "keyscope.app.main",
+    "keyscope.app.routes",
+    "keyscope.app.keys.router",
+    "keyscope.app.legacy.wiring",
+    "keyscope.containers",
+)
+
+
 @dataclass(frozen=True)
 class Import:
     """One imported module (`from a import b` yields `a` and `a.b`), where it is imported."""
@@ -163,6 +194,14 @@ def violations_of_legacy_leaves(imports: list[Import]) -> list[str]:
     ]
 
 
+def violations_of_core(imports: list[Import]) -> list[str]:
+    return [
+        str(i)
+        for i in imports
+        if i.file.startswith(CORE) and any(_is_under(i.module, above) for above in ABOVE_CORE)
+    ]
+
+
 def test_the_walk_sees_the_imports_it_checks() -> None:
     """The collector finds known imports (a walk that found nothing would pass every rule)."""
     found = {(i.file, i.module) for i in _all_imports()}
@@ -206,6 +245,11 @@ def test_only_factory_and_seam_read_the_container_off_the_app() -> None:
     assert found == []
 
 
+def test_core_reads_no_settings_and_knows_nothing_above_it() -> None:
+    """Security, db, key store, UserKeys, request scope and clients import nothing above them."""
+    assert violations_of_core(_all_imports()) == []
+
+
 def test_overlay_and_scanner_are_leaves() -> None:
     """The legacy overlay and scanner import only each other and `keyscope.providers`."""
     assert violations_of_legacy_leaves(_all_imports()) == []
@@ -220,6 +264,8 @@ def test_overlay_and_scanner_are_leaves() -> None:
         ("containers.py", "from starlette.requests import Request", "web"),
         ("app/routes/gemini.py", "from keyscope.containers import Container", "container"),
         ("app/legacy/overlay/environ.py", "from keyscope.app.scope import current", "legacy"),
+        ("app/keys/store.py", "from keyscope.app.settings import Settings", "core"),
+        ("app/security/tokens.py", "from keyscope.app import deps", "core"),
     ],
 )
 def test_each_rule_rejects_a_forbidden_import(file: str, source: str, rule: str) -> None:
@@ -229,6 +275,7 @@ def test_each_rule_rejects_a_forbidden_import(file: str, source: str, rule: str)
         "web": violations_of_web_boundary,
         "container": violations_of_container_imports,
         "legacy": violations_of_legacy_leaves,
+        "core": violations_of_core,
     }[rule]
     assert check(list(imports_in(file, source))) != []
 
@@ -237,3 +284,5 @@ def test_allow_lists_name_existing_files() -> None:
     """Every allowed module exists: a stale entry would silently widen a rule."""
     listed = {*WEB_ALLOWED, *CONTAINER_IMPORT_ALLOWED, *CONTAINER_STATE_ALLOWED}
     assert sorted(f for f in listed if f not in SOURCES) == []
+    for prefix in (*CORE, *LEGACY_LEAVES):
+        assert any(f.startswith(prefix) for f in SOURCES), prefix
