@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## serve on 127.0.0.1:8000 (SQLite under ./var unless KEYSCOPE_DATABASE_URL says otherwise)
 	$(BIN)/keyscope serve
 
-# Below this share of keyscope's lines covered, `make test` fails (raise it as tests grow).
-COVERAGE_FLOOR := 85
+# Below this share of keyscope's lines covered, `make test` fails. CLI tests run the CLI in
+# child processes, which coverage does not follow, so app/cli.py counts low.
+COVERAGE_FLOOR := 90
 
 test: lint  ## lint, then the whole suite on every core with coverage (PostgreSQL too when reachable; CI requires it)
 	$(BIN)/pytest -n auto --cov --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
