@@ -24,7 +24,7 @@ import asyncio
 import base64
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import httpx
@@ -158,10 +158,14 @@ async def running(app: ASGIApp) -> AsyncIterator[ASGIApp]:
     async def send(message: Message) -> None:
         await from_app.put(message)
 
-    task = asyncio.create_task(app(scope, receive, send))
+    async def serve() -> None:
+        await app(scope, receive, send)
+
+    task = asyncio.create_task(serve())
     await to_app.put({"type": "lifespan.startup"})
     started = await _next_message(from_app, task)
     if started["type"] == "lifespan.startup.failed":
+        task.cancel()  # as a server does: the app may still wait for a shutdown message
         await _finish(task)
         raise LifespanFailed(started.get("message", ""))
 
@@ -189,10 +193,8 @@ async def _next_message(queue: "asyncio.Queue[Message]", task: "asyncio.Task[Non
 
 
 async def _finish(task: "asyncio.Task[None]") -> None:
-    try:
+    with suppress(asyncio.CancelledError):
         await asyncio.wait_for(task, timeout=10)
-    except asyncio.CancelledError:
-        pass
 
 
 @asynccontextmanager
