@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 import app
-import keyscope
+import keyscope.containers
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
 def test_keyscope_is_a_regular_install() -> None:
     """keyscope comes from site-packages (not the checkout), and `app` is this project's."""
-    assert "site-packages" in str(Path(keyscope.__file__))
+    assert "site-packages" in str(Path(keyscope.containers.__file__))
     assert Path(app.__file__).resolve().parent == PROJECT / "app"
     files = importlib.metadata.files("keyscope") or []
     top = {str(f).split("/")[0] for f in files if not str(f).split("/")[0].endswith(".dist-info")}

@@ -21,9 +21,8 @@ def _versions(url: str) -> dict[str, list[str]]:
         found = {}
         with engine.connect() as conn:
             for table in sorted(t for t in tables if t.endswith("alembic_version")):
-                found[table] = [
-                    row[0] for row in conn.execute(text(f"SELECT version_num FROM {table}")  # noqa: S608  # names from the inspector)
-                ]
+                query = text(f"SELECT version_num FROM {table}")  # noqa: S608  # names from the inspector
+                found[table] = [row[0] for row in conn.execute(query)]
         found["tables"] = sorted(tables)
         return found
     finally:
