@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	mkdir -p $(VENV)/src && ln -sfn ../.. $(VENV)/src/keyscope  # mypy reads the package through it
 	touch $(STAMP)
 
-run: $(STAMP)  ## serve on 127.0.0.1:8000 (SQLite under ./var unless KEYSCOPE_DATABASE_URL says otherwise)
+run: $(STAMP)  ## serve on 127.0.0.1:8000 (SQLite in the state dir unless KEYSCOPE_DATABASE_URL says otherwise)
 	$(BIN)/keyscope serve
 
 test: lint  ## lint, then the whole suite (PostgreSQL too when reachable; CI requires it)

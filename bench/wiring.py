@@ -56,8 +56,8 @@ def provide_def(
 
 
 STYLES = ["/none", "/annotated-async", "/annotated-def", "/provide-async", "/provide-def"]
-REQUESTS = 400
-ROUNDS = 5
+REQUESTS = 300
+ROUNDS = 7
 
 
 async def measure() -> dict[str, float]:
