@@ -1,6 +1,7 @@
 """`keyscope` command line: serve, migrate, token, rotate, keygen (and legacy scan, demo)."""
 
 import logging
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -114,6 +115,9 @@ def token(
     if not sub.strip():
         raise _fail("SUB must not be empty")
     secret = settings.jwt_secret.get_secret_value()
+    if not settings.is_production and "KEYSCOPE_JWT_SECRET" not in os.environ:
+        where = settings.var_dir / "dev-jwt-secret"
+        console.print(f"signed with the local-mode secret in {where}", soft_wrap=True, markup=False)
     typer.echo(
         mint_token(
             secret,

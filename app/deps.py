@@ -1,11 +1,12 @@
 """The one place FastAPI meets the container: `Annotated` aliases for endpoints.
 
-Each alias is one FastAPI dependency that resolves one provider of the app's own container
-(`app.state.container`) and awaits it only while it is still loading. Compared with
-dependency-injector's `Depends(Provide[...])` + `@inject` wiring this has no process-global
-wiring (every app and test has its own container), no thread-pool hop per dependency (the
-stock `Provide` marker's `__call__` is sync, so FastAPI runs it in the thread pool; see
-docs/performance.md), and `def` endpoints receive values already resolved on the event loop.
+Each alias is one FastAPI dependency that resolves one provider of the container
+`integrate()` put in the request scope (else `app.state.container`) and awaits it only while
+it is still loading. Compared with dependency-injector's `Depends(Provide[...])` + `@inject`
+wiring (which works too: README "Two wiring styles") this needs no process-global wiring
+(every app and test has its own container), no thread-pool hop per dependency (the stock
+`Provide` marker's `__call__` is sync, so FastAPI runs it in the thread pool; see
+docs/integration.md), and `def` endpoints receive values already resolved on the event loop.
 
 The helpers are typed end to end: `request_dependency(lambda c: c.gemini_client)` is a
 dependency returning `GeminiClient`, checked by mypy against the provider's declared type.
@@ -13,13 +14,14 @@ dependency returning `GeminiClient`, checked by mypy against the provider's decl
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 
 from dependency_injector import providers as di
 from fastapi import Depends, Request
 
 from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.keys.store import KeyStore
+from keyscope.app.scope import current_scope_or_none
 from keyscope.app.security.tokens import Principal
 from keyscope.app.settings import Settings
 from keyscope.app.user_keys import UserKeys
@@ -40,7 +42,7 @@ def request_dependency(
     """A FastAPI dependency resolving a request-path provider (`RequestScoped`, `Built`)."""
 
     async def resolve(request: Request) -> T:
-        value = select(request.app.state.container)()
+        value = select(container_of(request))()
         if inspect.isawaitable(value):  # still loading; a ready value is used as it is
             return await value
         return value
@@ -48,11 +50,21 @@ def request_dependency(
     return resolve
 
 
+def container_of(request: Request) -> "Container":
+    """The request's container: the one its scope was opened with (so routes of a sub-app
+    mounted inside an integrated app find it), else the app's own."""
+    scope = current_scope_or_none()
+    found = scope.container if scope is not None else None
+    if found is None:
+        found = request.app.state.container
+    return cast("Container", found)
+
+
 def app_dependency(select: Callable[["Container"], di.Provider[T]]) -> Dependency[T]:
     """A FastAPI dependency resolving an app-lifetime provider (a `Singleton`)."""
 
     async def resolve(request: Request) -> T:
-        return select(request.app.state.container)()
+        return select(container_of(request))()
 
     return resolve
 

@@ -1,4 +1,5 @@
-"""Local mode: generate a dev keyring and JWT secret once under `var/`, and say so loudly."""
+"""Local mode: generate a dev keyring and JWT secret once in the state directory (see
+`Settings.var_dir`, `KEYSCOPE_STATE_DIR`), and say so loudly."""
 
 import logging
 import os
@@ -15,7 +16,8 @@ log = logging.getLogger("keyscope")
 
 
 def with_local_secrets(settings: Settings) -> Settings:
-    """Fill a missing keyring / JWT configuration from `var/` in local mode (never production)."""
+    """Fill a missing keyring / JWT configuration from the state directory in local mode (never
+    production)."""
     if settings.is_production:
         return settings
     update: dict[str, SecretStr] = {}

@@ -1,14 +1,17 @@
-"""The app factory: `create_app(container)` builds a FastAPI app around a container.
+"""Mounting keyscope: `integrate(app)` wires it into any FastAPI app; `create_app()` builds
+keyscope's own service app with it.
 
 The factory is separate from the container so tests and embedding apps build their own.
 """
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from keyscope.app.keys.router import router as keys_router
 from keyscope.app.legacy.wiring.binding import LegacyEnvMiddleware
@@ -21,42 +24,125 @@ from keyscope.containers import Container
 
 log = logging.getLogger("keyscope")
 
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
-def create_app(container: Container | None = None) -> FastAPI:
+
+class AlreadyIntegrated(RuntimeError):
+    """integrate() was called twice on one app (its middleware and lifespan would run twice)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """What integrate() did to an app; kept in `app.state.keyscope`."""
+
+    container: Container
+    prefix: str
+    routers: tuple[str, ...]
+    legacy: bool
+
+
+def integrate(
+    app: FastAPI,
+    container: Container | None = None,
+    *,
+    prefix: str = "",
+    keys: bool = True,
+    health_routes: bool = False,
+    provider_routes: bool = False,
+    problem_json_everywhere: bool = False,
+) -> Container:
+    """Wire keyscope into `app` and return the container it uses.
+
+    Adds the request-scope middleware (outermost of the middleware added so far), mounts
+    keyscope's routers under `prefix` (the keys API, `/v1/keys`, by default; health checks and
+    the provider routes on request), chains keyscope's start-up and shut-down around the app's
+    own lifespan (a `lifespan=` function or `on_startup`/`on_shutdown` handlers, which keep
+    running), and, when `KEYSCOPE_LEGACY_ENV=overlay`, installs the overlay and its
+    binding middleware (and the legacy example routes when `provider_routes` is set).
+
+    keyscope's errors are problem+json everywhere; framework errors (`HTTPException`, 422)
+    only on keyscope's routes unless `problem_json_everywhere=True`.
+
+    Call it once per app, on the app the server runs: Starlette does not run a mounted
+    sub-app's lifespan, so with the overlay toggled on such an app refuses requests (and says
+    why in the log) rather than serve legacy code the operator's key.
+    """
+    if getattr(app.state, "keyscope", None) is not None:
+        raise AlreadyIntegrated("keyscope is already integrated into this app")
     container = container or Container()
     settings = container.settings()
     settings.check_production()
     container.keyring()  # a bad keyring fails here, at start-up, not on the first request
-
     legacy = settings.legacy_env == "overlay"
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(_report_unknown_key_ids, container)
-        if legacy:
-            install_legacy_overlay(container)
-        try:
-            yield
-        finally:
-            if legacy:
-                uninstall_legacy_overlay()
-            await container.http().aclose()
-            container.engine().dispose()
-
-    app = FastAPI(title="keyscope", version="0.1.0", lifespan=lifespan)
-    app.state.container = container
-    install_error_handlers(app)
     # Routes are matched in order, each one passed costs a little: the per-request provider
     # routes first, the keys API and the probes after them.
-    for provider_router in (copilotkit.router, gemini.router, exa.router):
-        app.include_router(provider_router)
-    app.include_router(keys_router)
-    app.include_router(health.router)
+    mounted: list[APIRouter] = []
+    if provider_routes:
+        mounted.extend((copilotkit.router, gemini.router, exa.router))
+    if keys:
+        mounted.append(keys_router)
+    if health_routes:
+        mounted.append(health.router)
+    if provider_routes and legacy:
+        mounted.append(legacy_router)
+    for router in mounted:
+        app.include_router(router, prefix=prefix)
+
+    install_error_handlers(app, everywhere=problem_json_everywhere)
+    app.router.lifespan_context = _chained(app.router.lifespan_context, container, legacy)
     if legacy:
-        app.include_router(legacy_router)
         app.add_middleware(LegacyEnvMiddleware, container=container)
-    app.add_middleware(RequestScopeMiddleware)  # added last: the outermost, opens the scope
+    app.add_middleware(RequestScopeMiddleware, container=container)  # outermost: opens the scope
+    app.state.container = container
+    app.state.keyscope = Integration(
+        container, prefix, tuple(r.prefix or "/" for r in mounted), legacy
+    )
+    return container
+
+
+def create_app(container: Container | None = None, **fastapi_options: Any) -> FastAPI:
+    """keyscope's own service: every route, problem+json for every error.
+
+    `fastapi_options` go to `FastAPI(...)` (title, version, lifespan, docs_url, ...).
+    """
+    fastapi_options.setdefault("title", "keyscope")
+    fastapi_options.setdefault("version", "0.1.0")
+    app = FastAPI(**fastapi_options)
+    integrate(
+        app,
+        container,
+        health_routes=True,
+        provider_routes=True,
+        problem_json_everywhere=True,
+    )
     return app
+
+
+def _chained(inner: Lifespan, container: Container, legacy: bool) -> Lifespan:
+    """The app's own lifespan, run inside keyscope's (so its start-up can use keyscope, and its
+    shut-down runs before keyscope closes the pools); its state is passed through."""
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with keyscope_lifespan(container, legacy), inner(app) as state:
+            yield state
+
+    return lifespan
+
+
+@asynccontextmanager
+async def keyscope_lifespan(container: Container, legacy: bool) -> AsyncIterator[None]:
+    await anyio.to_thread.run_sync(_report_unknown_key_ids, container)
+    if legacy:
+        install_legacy_overlay(container)
+    try:
+        yield
+    finally:
+        if legacy:
+            uninstall_legacy_overlay()
+        await container.http().aclose()
+        container.engine().dispose()
 
 
 def _report_unknown_key_ids(container: Container) -> None:

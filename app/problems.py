@@ -1,16 +1,27 @@
-"""The one handler that renders every error as problem+json (RFC 9457).
+"""The one handler that renders keyscope's errors as problem+json (RFC 9457).
 
 Validation errors are re-rendered without pydantic's `input` field: FastAPI's default echoes
 the rejected value, which for `PUT /v1/keys` is the caller's key.
+
+Scope, so that embedding keyscope never changes the host app's own error bodies:
+
+* keyscope's own errors (`AppError`, `ProviderError`) are problems wherever they are raised,
+  the host's routes included (they come from keyscope's dependencies).
+* Framework errors (`HTTPException`, validation) are problems on the routes keyscope mounts,
+  which use `ProblemRoute`; on the host's routes they keep FastAPI's shapes, unless the host
+  opts in to problem+json for the whole app (`install_error_handlers(app, everywhere=True)`,
+  what `create_app()` does).
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keyscope.app.errors import PROBLEM_BASE, AppError
@@ -56,13 +67,45 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
             422, "validation", "Invalid request", "The request did not validate.", errors=errors
         )
     if isinstance(exc, StarletteHTTPException):
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
-        return problem(exc.status_code, slug, str(exc.detail), str(exc.detail), exc.headers)
+        return _http_problem(exc)
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
     return problem(500, "internal", "Internal error", "An unexpected error occurred.")
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    for kind in (AppError, ProviderError, RequestValidationError, StarletteHTTPException):
+def _http_problem(exc: StarletteHTTPException) -> JSONResponse:
+    """An HTTPException as a problem; a structured `detail` stays structured (JSON), never a
+    Python repr: the title is the status phrase, and the detail goes in `detail` when it is a
+    string, else in an extension member `errors`."""
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
+    try:
+        phrase = HTTPStatus(exc.status_code).phrase
+    except ValueError:
+        phrase = "Error"
+    if isinstance(exc.detail, str):
+        return problem(exc.status_code, slug, phrase, exc.detail, exc.headers)
+    return problem(exc.status_code, slug, phrase, phrase, exc.headers, errors=exc.detail)
+
+
+class ProblemRoute(APIRoute):
+    """The route class of every router keyscope mounts: its framework errors are problems too,
+    without an app-wide handler that would also reshape the host app's errors."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def problem_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (RequestValidationError, StarletteHTTPException) as exc:
+                return await handle_error(request, exc)
+
+        return problem_handler
+
+
+def install_error_handlers(app: FastAPI, *, everywhere: bool = False) -> None:
+    """Render keyscope's errors as problems; with `everywhere`, every error of the app."""
+    kinds: list[type[Exception]] = [AppError, ProviderError]
+    if everywhere:
+        kinds += [RequestValidationError, StarletteHTTPException, Exception]
+    for kind in kinds:
         app.add_exception_handler(kind, handle_error)
-    app.add_exception_handler(Exception, handle_error)

@@ -13,19 +13,25 @@ context-local singletons leak when requests share a task (as httpx test clients 
   Outside a request it raises; jobs and tests open a scope with `request_scope()`.
 
 The dependency-injector providers that keep their values here are in app/scoped_providers.py.
+dependency-injector's own `@inject` wiring calls them where the endpoint runs, which for a
+`def` endpoint is a worker thread with no event loop: there, what is ready is handed out
+plainly and what must still wait is resolved on the request's loop (`on_request_loop`).
 """
 
 import asyncio
 import inspect
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
+import anyio
+import anyio.from_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from keyscope.app.awaitables import MaybeAwaitable
+from keyscope.app.awaitables import MaybeAwaitable, awaited
 from keyscope.app.errors import OffEventLoop, OutsideRequestScope
 
 T = TypeVar("T")
@@ -37,9 +43,12 @@ _current: ContextVar["RequestScope | None"] = ContextVar("keyscope_request_scope
 class RequestScope:
     """Values computed for one request, the request's headers, and headers for its response."""
 
-    __slots__ = ("_closed", "_headers", "_lock", "_response_headers", "_values")
+    __slots__ = ("_closed", "_headers", "_lock", "_response_headers", "_values", "container")
 
-    def __init__(self, headers: RawHeaders | None = None) -> None:
+    def __init__(self, headers: RawHeaders | None = None, container: object = None) -> None:
+        # The container of the app that opened the scope (set by integrate()'s middleware):
+        # app.deps finds it here, so routes of a mounted sub-app resolve through it too.
+        self.container = container
         # The ASGI header list as it came: most requests read one header (Authorization),
         # so nothing is decoded up front.
         self._headers: RawHeaders = headers if headers is not None else []
@@ -50,8 +59,8 @@ class RequestScope:
         self._closed = False
 
     @classmethod
-    def from_asgi(cls, scope: Scope) -> "RequestScope":
-        return cls(scope["headers"])
+    def from_asgi(cls, scope: Scope, container: object = None) -> "RequestScope":
+        return cls(scope["headers"], container)
 
     @classmethod
     def from_mapping(cls, headers: Mapping[str, str] | None) -> "RequestScope":
@@ -191,18 +200,34 @@ def request_scope(headers: Mapping[str, str] | None = None) -> Iterator[RequestS
 class RequestScopeMiddleware:
     """Pure ASGI: opens a scope per HTTP request, closes it after the response completes.
 
-    Pure ASGI rather than BaseHTTPMiddleware, which costs more CPU per request (see
-    docs/performance.md) and would close the scope before a streaming body is sent.
+    Pure ASGI rather than BaseHTTPMiddleware, which costs ~160 µs of CPU per request (more than
+    a whole bare request) and would close the scope before a streaming body is sent.
+
+    When the legacy overlay is toggled on, it also refuses to let the app start (ASGI lifespan)
+    or serve (every request) unless the overlay and its binding middleware are active: see
+    app/legacy/wiring/guard.py. `container` is the app's; without one it is looked up in
+    `app.state.container`, then the settings are read from the environment.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, container: Any = None) -> None:
         self.app = app
+        self.container = container
+        self._legacy: bool | None = None  # overlay toggled on? (read once, lazily)
+        self._binds_keys: bool | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self.app(scope, receive, self._checking_startup(scope, send))
+                return
             await self.app(scope, receive, send)
             return
-        request = RequestScope.from_asgi(scope)
+        if self._legacy is not False:
+            problem = self._overlay_problem(scope)
+            if problem is not None:
+                await _refuse(problem, scope, receive, send)
+                return
+        request = RequestScope.from_asgi(scope, self._container(scope))
         token = _current.set(request)
 
         async def send_with_scope_headers(message: Message) -> None:
@@ -215,3 +240,71 @@ class RequestScopeMiddleware:
         finally:
             request.close()
             _current.reset(token)
+
+    def _container(self, scope: Scope) -> Any:
+        if self.container is None:
+            app = scope.get("app")
+            state = getattr(app, "state", None)
+            self.container = getattr(state, "container", None)
+        return self.container
+
+    def _overlay_problem(self, scope: Scope) -> str | None:
+        from keyscope.app.legacy import overlay
+        from keyscope.app.legacy.wiring import guard
+
+        if self._legacy is None:
+            self._legacy = guard.overlay_required(self._container(scope))
+            if not self._legacy:
+                return None
+        if self._binds_keys is None:
+            self._binds_keys = guard.binds_keys(self.app)
+        if self._binds_keys and overlay.is_installed():
+            return None
+        return guard.overlay_problem(self.app)
+
+    def _checking_startup(self, scope: Scope, send: Send) -> Send:
+        async def checked(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                try:
+                    problem = self._overlay_problem(scope)
+                except Exception as exc:  # configuration errors are start-up failures too
+                    problem = f"{type(exc).__name__}: {exc}"
+                if problem is not None:
+                    message = {"type": "lifespan.startup.failed", "message": problem}
+            await send(message)
+
+        return checked
+
+
+async def _refuse(problem: str, scope: Scope, receive: Receive, send: Send) -> None:
+    """Fail closed: a 500 problem for the caller (no detail), the reason in the log."""
+    from keyscope.app.problems import problem as problem_response
+
+    logging.getLogger("keyscope").error("request refused: %s", problem)
+    response = problem_response(
+        500,
+        "legacy-overlay-inactive",
+        "Legacy overlay inactive",
+        "The service is misconfigured; the operator has been told why in the log.",
+    )
+    await response(scope, receive, send)
+
+
+def on_request_loop(make: Callable[[], MaybeAwaitable[T]]) -> T:
+    """`make()`'s value, awaited if need be, computed on the request's event loop.
+
+    For a worker thread started by the request (a `def` endpoint or dependency, anyio's
+    `to_thread`): anyio carries the thread's context (and so the request scope) to the loop.
+    """
+
+    async def resolve() -> T:
+        return await awaited(make())
+
+    try:
+        return anyio.from_thread.run(resolve)
+    except anyio.NoEventLoopError:
+        raise OffEventLoop(
+            "request-scoped values resolve on the request's event loop, and this thread is "
+            "not one of the request's worker threads: inject them with the dependencies in "
+            "keyscope.app.deps, or resolve them in the request and pass them on"
+        ) from None

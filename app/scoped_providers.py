@@ -11,17 +11,24 @@ its first call; these providers never enter it.
   within it (the principal, the caller's `UserKeys`).
 * `Built[T]`: a new value per injection (the provider clients, cheap on shared pools).
 
+Called from a worker thread (dependency-injector's `@inject` in a `def` endpoint), both hand
+out what is ready there and resolve what must wait on the request's event loop
+(`scope.on_request_loop`), so no combination fails only when the cache happens to be cold.
+
 Overriding works as for any provider: override a `RequestScoped` with another to keep the
 once-per-request behaviour, with `providers.Object`/`Factory` to drop it.
 """
 
+import asyncio
+import inspect
+from asyncio import _get_running_loop
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar, cast, overload
 
 from dependency_injector import providers as di
 
 from keyscope.app.awaitables import MaybeAwaitable, awaited
-from keyscope.app.scope import current_scope
+from keyscope.app.scope import current_scope, on_request_loop
 
 T = TypeVar("T")
 
@@ -100,7 +107,19 @@ class RequestScoped(_PassThrough[T]):
     __slots__ = ()
 
     def _provide(self, args: tuple[object, ...], kwargs: dict[str, object]) -> MaybeAwaitable[T]:
-        return current_scope().get_or_create(self, lambda: self._create(args, kwargs))
+        scope = current_scope()
+        if _get_running_loop() is not None:
+            return scope.get_or_create(self, lambda: self._create(args, kwargs))
+        # A worker thread (a `def` endpoint under @inject): a value that is ready, or whose
+        # load needs no waiting, is served here; anything that waits is resolved on the loop.
+        try:
+            value = scope.get_or_create(self, lambda: _plain(self._create(args, kwargs)))
+        except _MustWait:
+            pass
+        else:
+            if not isinstance(value, asyncio.Future):
+                return value
+        return on_request_loop(lambda: self._provide(args, kwargs))
 
 
 class Built(_PassThrough[T]):
@@ -109,7 +128,25 @@ class Built(_PassThrough[T]):
     __slots__ = ()
 
     def _provide(self, args: tuple[object, ...], kwargs: dict[str, object]) -> MaybeAwaitable[T]:
-        return self._create(args, kwargs)
+        value = self._create(args, kwargs)
+        if _awaitable(value) and _get_running_loop() is None:
+            # A worker thread (a `def` endpoint under @inject): build it on the request's loop.
+            if inspect.iscoroutine(value):
+                value.close()
+            return on_request_loop(lambda: self._create(args, kwargs))
+        return value
+
+
+class _MustWait(Exception):
+    """A load started in a worker thread turned out to need the event loop."""
+
+
+def _plain(value: MaybeAwaitable[T]) -> T:
+    if _awaitable(value):
+        if inspect.iscoroutine(value):
+            value.close()
+        raise _MustWait
+    return cast("T", value)
 
 
 def _injected(injection: object) -> object:

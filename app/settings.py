@@ -4,10 +4,11 @@ Settings are read here and nowhere else: security and database code take values 
 constructor, so tests and other apps can build them without an environment.
 """
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyscope.app.errors import ConfigurationError
@@ -21,6 +22,14 @@ PLACEHOLDERS = frozenset(
 GEMINI_DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 EXA_DEFAULT_BASE_URL = "https://api.exa.ai"
 COPILOTKIT_DEFAULT_RUNTIME_URL = "https://api.cloud.copilotkit.ai/copilotkit/v1"
+
+
+def default_state_dir() -> Path:
+    """Where local mode keeps its generated secrets and default database: one per-user place
+    (`$XDG_STATE_HOME/keyscope`, else `~/.local/state/keyscope`), never the working directory,
+    so every command and every project on the machine finds the same dev secrets."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "keyscope"
 
 
 def _platform(name: str) -> SecretStr | None:
@@ -38,8 +47,13 @@ class Settings(BaseSettings):
     deploy_env: Literal["local", "production"] = Field(
         default="local", validation_alias=AliasChoices("KEYSCOPE_DEPLOY_ENV", "DEPLOY_ENV")
     )
-    database_url: str = "sqlite:///./var/keyscope.db"
-    var_dir: Path = Path("var")
+    # Empty: a SQLite file in the state directory (filled in below).
+    database_url: str = ""
+    # Local mode's generated secrets (KEYSCOPE_STATE_DIR; see default_state_dir()).
+    var_dir: Path = Field(
+        default_factory=default_state_dir,
+        validation_alias=AliasChoices("KEYSCOPE_STATE_DIR", "var_dir"),
+    )
     master_keys: SecretStr | None = None
     jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = None
@@ -66,6 +80,12 @@ class Settings(BaseSettings):
     google_api_key: SecretStr | None = _platform("GOOGLE_API_KEY")
     exa_api_key: SecretStr | None = _platform("EXA_API_KEY")
     copilotkit_api_key: SecretStr | None = _platform("COPILOTKIT_API_KEY")
+
+    @model_validator(mode="after")
+    def _default_database(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'keyscope.db'}"
+        return self
 
     @property
     def is_production(self) -> bool:

@@ -40,12 +40,17 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_quick_start_in_local_mode(tmp_path: Path) -> None:
-    """Local mode from an empty directory: serve migrates, token mints, PUT/GET work over HTTP."""
-    env = _clean_env()
+    """Local mode: serve migrates, a token minted in another directory works, PUT/GET over HTTP,
+    and nothing is written into either working directory (all of it goes to the state dir)."""
+    state = tmp_path / "state"
+    env = _clean_env(XDG_STATE_HOME=str(state))
+    served_from, minted_from = tmp_path / "project", tmp_path / "elsewhere"
+    served_from.mkdir()
+    minted_from.mkdir()
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "keyscope.app.cli", "serve", "--port", str(port)],
-        cwd=tmp_path,
+        cwd=served_from,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -63,8 +68,9 @@ def test_quick_start_in_local_mode(tmp_path: Path) -> None:
             assert server.poll() is None, server.stdout.read() if server.stdout else ""
             assert time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.2)
-        minted = _keyscope("token", "alice", cwd=tmp_path, env=env)
+        minted = _keyscope("token", "alice", cwd=minted_from, env=env)
         assert minted.returncode == 0, minted.stderr
+        assert str(state / "keyscope" / "dev-jwt-secret") in minted.stderr
         token = minted.stdout.strip()
         headers = {"Authorization": f"Bearer {token}"}
         put = httpx.put(
@@ -73,7 +79,9 @@ def test_quick_start_in_local_mode(tmp_path: Path) -> None:
         assert put.status_code == 200, put.text
         listed = httpx.get(f"{base}/v1/keys", headers=headers).json()
         assert listed["keys"][0]["last4"] == "0123"
-        assert (tmp_path / "var" / "keyscope.db").exists()
+        assert (state / "keyscope" / "keyscope.db").exists()
+        assert list(served_from.iterdir()) == []
+        assert list(minted_from.iterdir()) == []
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=30)

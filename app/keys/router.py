@@ -5,9 +5,10 @@ from fastapi import APIRouter, Response, status
 from keyscope.app.deps import KeyStoreDep, PrincipalDep
 from keyscope.app.errors import KeyNotFound, UnknownProvider
 from keyscope.app.keys.schemas import KeyIn, KeyList, KeyOut
+from keyscope.app.problems import ProblemRoute
 from keyscope.providers import ProviderName
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(route_class=ProblemRoute, prefix="/v1/keys", tags=["keys"])
 
 
 def _provider(name: str) -> ProviderName:

@@ -5,12 +5,15 @@ single `INSERT … ON CONFLICT DO UPDATE` on both engines: a select-then-update 
 concurrent writes, and read-then-write transactions fail under SQLite's lock.
 """
 
+import asyncio
 import logging
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,6 +37,23 @@ class RewrapBatch:
     rewrapped: int = 0
     changed_meanwhile: int = 0  # replaced by a PUT while the batch ran: already under primary
     unreadable: int = 0
+
+
+# Database work runs in threads of keyscope's own, not the default pool that `def` endpoints
+# hold while they wait: a `def` endpoint resolving keys through @inject waits (in its thread)
+# for a query, which must not need a thread that such endpoints have all taken.
+DATABASE_THREADS = 16
+_limiters: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _in_thread(func: Callable[..., Any], *args: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(DATABASE_THREADS)
+    return await anyio.to_thread.run_sync(func, *args, limiter=limiter)
 
 
 LAST4_MIN_LENGTH = 12  # shorter keys show no tail: four characters of eight is half a key
@@ -64,7 +84,7 @@ class KeyStore:
         if cached is not None:
             return cached
         generation = self._cache.generation(user_id)
-        records = await anyio.to_thread.run_sync(self._load, user_id)
+        records: UserRecords = await _in_thread(self._load, user_id)
         self._cache.fill(user_id, records, generation)
         return records
 
@@ -73,7 +93,7 @@ class KeyStore:
         sealed = self._cipher.seal(api_key, owner=user_id, provider=provider.value)
         fingerprint = self._cipher.fingerprint(api_key, owner=user_id, provider=provider.value)
         last4 = api_key[-4:] if len(api_key) >= LAST4_MIN_LENGTH else ""
-        stored = await anyio.to_thread.run_sync(
+        stored: StoredKey = await _in_thread(
             self._upsert, user_id, provider, sealed, last4, fingerprint
         )
         self._cache.invalidate(user_id)  # after commit: see RecordCache on the fill race
@@ -83,14 +103,14 @@ class KeyStore:
         return stored
 
     async def delete(self, user_id: str, provider: ProviderName) -> bool:
-        deleted = await anyio.to_thread.run_sync(self._delete, user_id, provider)
+        deleted: bool = await _in_thread(self._delete, user_id, provider)
         self._cache.invalidate(user_id)
         if deleted:
             log.info("key deleted user=%s provider=%s", user_id, provider.value)
         return deleted
 
     async def ping(self) -> None:
-        await anyio.to_thread.run_sync(self._ping)
+        await _in_thread(self._ping)
 
     def key_ids_in_use(self) -> dict[str, int]:
         """Rows per master key id (start-up check and `keyscope rotate`)."""

@@ -10,9 +10,10 @@ from starlette.responses import Response, StreamingResponse
 from keyscope.app.clients import key_origin
 from keyscope.app.deps import CopilotKitDep
 from keyscope.app.errors import AppError
+from keyscope.app.problems import ProblemRoute
 from keyscope.providers import ProviderName
 
-router = APIRouter(prefix="/v1/copilotkit", tags=["copilotkit"])
+router = APIRouter(route_class=ProblemRoute, prefix="/v1/copilotkit", tags=["copilotkit"])
 
 MAX_RUNTIME_BODY_BYTES = 1024 * 1024
 

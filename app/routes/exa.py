@@ -4,8 +4,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from keyscope.app.deps import ExaDep
+from keyscope.app.problems import ProblemRoute
 
-router = APIRouter(prefix="/v1/exa", tags=["exa"])
+router = APIRouter(route_class=ProblemRoute, prefix="/v1/exa", tags=["exa"])
 
 
 class SearchIn(BaseModel):

@@ -4,8 +4,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from keyscope.app.deps import GeminiDep, SettingsDep
+from keyscope.app.problems import ProblemRoute
 
-router = APIRouter(prefix="/v1/gemini", tags=["gemini"])
+router = APIRouter(route_class=ProblemRoute, prefix="/v1/gemini", tags=["gemini"])
 
 
 class GenerateIn(BaseModel):

@@ -5,9 +5,9 @@ from fastapi import APIRouter, Response
 
 from keyscope.app.deps import KeyStoreDep
 from keyscope.app.errors import DatabaseUnavailable
-from keyscope.app.problems import problem
+from keyscope.app.problems import ProblemRoute, problem
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=ProblemRoute, tags=["health"])
 
 READY_TIMEOUT_SECONDS = 3.0
 

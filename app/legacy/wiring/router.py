@@ -11,12 +11,14 @@ from starlette.responses import StreamingResponse
 from keyscope.app.deps import SettingsDep, principal
 from keyscope.app.errors import MissingKey
 from keyscope.app.legacy.wiring import gemini_service
+from keyscope.app.problems import ProblemRoute
 from keyscope.app.routes.gemini import GenerateIn, GenerateOut
 from keyscope.providers.gemini import translate_error
 
 # Authentication is the route's own business, as for every other route: the overlay only
 # binds keys, it does not reject requests.
 router = APIRouter(
+    route_class=ProblemRoute,
     prefix="/v1/legacy/gemini",
     tags=["legacy"],
     dependencies=[Depends(principal)],

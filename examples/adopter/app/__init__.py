@@ -1,0 +1,1 @@
+"""An existing FastAPI app ("Bigger Applications" layout) that adopts keyscope."""
