@@ -18,9 +18,11 @@ from keyscope.app.clients import copilotkit_for, exa_for, gemini_for
 from keyscope.app.db import make_engine
 from keyscope.app.factories import (
     authenticate,
+    build_coherence,
     build_keyring,
     build_policy,
     build_token_verifier,
+    db_deadline,
     load_settings,
 )
 from keyscope.app.keys.cache import RecordCache
@@ -48,7 +50,15 @@ class Container(containers.DeclarativeContainer):
         ttl_seconds=settings.provided.key_cache_ttl,
         max_users=settings.provided.key_cache_max_users,
     )
-    key_store = di.Singleton(KeyStore, engine, cipher, record_cache)
+    coherence = di.Singleton(build_coherence, settings, record_cache)
+    key_store = di.Singleton(
+        KeyStore,
+        engine,
+        cipher,
+        record_cache,
+        coherence,
+        deadline_seconds=di.Callable(db_deadline, settings),
+    )
     token_verifier = di.Singleton(build_token_verifier, settings)
     key_policy = di.Singleton(build_policy, settings)
 

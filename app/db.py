@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from keyscope.app.errors import DatabaseUnavailable
@@ -27,7 +28,13 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 def make_engine(url: str, *, statement_timeout_ms: int = 5_000) -> Engine:
     """An engine tuned per backend: busy timeout and WAL for SQLite; pre-ping, connect and
-    statement timeouts for PostgreSQL (a hung connection must fail, not block for ever)."""
+    statement timeouts for PostgreSQL (a hung connection must fail, not block for ever).
+
+    `statement_timeout` is enforced by the server, so it cannot end a query that never reached
+    it; libpq's TCP bounds end a connection whose packets are dropped (unacknowledged data
+    after `tcp_user_timeout`, an idle peer after the keepalive probes), and a checkout waits
+    for a pooled connection at most as long as a statement may run. The key store adds a
+    deadline of its own around every call (app/keys/store.py)."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -44,6 +51,11 @@ def make_engine(url: str, *, statement_timeout_ms: int = 5_000) -> Engine:
         connect_args={
             "connect_timeout": max(1, statement_timeout_ms // 1000),
             "options": f"-c statement_timeout={statement_timeout_ms}",
+            "tcp_user_timeout": statement_timeout_ms,
+            "keepalives": 1,
+            "keepalives_idle": max(1, statement_timeout_ms // 1000),
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
         },
     )
 
@@ -57,9 +69,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
 
 @contextmanager
 def database_errors() -> Iterator[None]:
-    """Turn a lost or unreachable database into a 503 problem instead of a 500."""
+    """Turn a lost or unreachable database, or an exhausted pool, into a 503 problem (not a
+    500 with a traceback)."""
     try:
         yield
+    except PoolTimeout:
+        raise DatabaseUnavailable from None
     except (OperationalError, DBAPIError) as exc:
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
             raise DatabaseUnavailable from None

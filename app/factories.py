@@ -10,6 +10,9 @@ import jwt
 
 from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.errors import ConfigurationError
+from keyscope.app.keys.cache import RecordCache
+from keyscope.app.keys.coherence import Coherence, LocalOnly, SqliteRevisions, is_private_sqlite
+from keyscope.app.keys.records import UserRecords
 from keyscope.app.local_dev import with_local_secrets
 from keyscope.app.security.keyring import Keyring
 from keyscope.app.security.tokens import Principal, TokenVerifier
@@ -68,3 +71,30 @@ def authenticate(token: str | None, verifier: TokenVerifier) -> MaybeAwaitable[P
     awaitable only when a JWKS key may have to be fetched."""
     principal = verifier.verify_now(token)
     return principal if principal is not None else verifier.verify(token)
+
+
+def build_coherence(settings: Settings, cache: RecordCache[UserRecords]) -> Coherence:
+    """How this process hears of its peers' key writes (see app/keys/coherence.py)."""
+    url = settings.database_url
+    if settings.cache_coherence == "single-process" or not cache.enabled:
+        return LocalOnly()
+    timeout = settings.db_statement_timeout_ms / 1000
+    if url.startswith("sqlite"):
+        if is_private_sqlite(url):
+            return LocalOnly()
+        return SqliteRevisions(url, cache, timeout=timeout)
+    from keyscope.app.keys.listener import PostgresNotify  # psycopg: the `postgres` extra
+
+    return PostgresNotify(
+        url,
+        cache,
+        heartbeat_seconds=settings.listener_heartbeat,
+        timeout_seconds=min(timeout, 2 * settings.listener_heartbeat),
+        retry_seconds=settings.listener_retry,
+    )
+
+
+def db_deadline(settings: Settings) -> float:
+    """How long a request waits for one database call: a little over the statement timeout,
+    so the server's own error normally arrives first."""
+    return settings.db_statement_timeout_ms / 1000 + 1.0

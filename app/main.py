@@ -26,6 +26,9 @@ log = logging.getLogger("keyscope")
 
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
+# Start-up waits this long for the cache listener; past it the app serves, reading through.
+COHERENCE_START_WAIT_SECONDS = 3.0
+
 
 class AlreadyIntegrated(RuntimeError):
     """integrate() was called twice on one app (its middleware and lifespan would run twice)."""
@@ -134,6 +137,8 @@ def _chained(inner: Lifespan, container: Container, legacy: bool) -> Lifespan:
 @asynccontextmanager
 async def keyscope_lifespan(container: Container, legacy: bool) -> AsyncIterator[None]:
     await anyio.to_thread.run_sync(_report_unknown_key_ids, container)
+    coherence = container.key_store().coherence
+    await anyio.to_thread.run_sync(coherence.start, COHERENCE_START_WAIT_SECONDS)
     if legacy:
         install_legacy_overlay(container)
     try:
@@ -142,6 +147,7 @@ async def keyscope_lifespan(container: Container, legacy: bool) -> AsyncIterator
         if legacy:
             uninstall_legacy_overlay()
         await container.http().aclose()
+        await anyio.to_thread.run_sync(coherence.stop)
         container.engine().dispose()
 
 

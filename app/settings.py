@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     key_cache_ttl: float = Field(default=30.0, ge=0)
     key_cache_max_users: int = Field(default=10_000, ge=1)
     db_statement_timeout_ms: int = Field(default=5_000, ge=100)
+    # How a process learns of key writes made by other processes on the same database (README
+    # "Several workers and instances"): `auto` (LISTEN/NOTIFY on PostgreSQL, a revision check
+    # on a SQLite file) or `single-process` (no other process ever writes: local eviction only).
+    cache_coherence: Literal["auto", "single-process"] = "auto"
+    listener_heartbeat: float = Field(default=2.0, gt=0, le=60)
+    listener_retry: float = Field(default=1.0, gt=0, le=60)
     upstream_timeout: float = Field(default=60.0, gt=0)
     gemini_default_model: str = "gemini-2.5-flash"
 

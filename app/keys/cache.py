@@ -7,6 +7,9 @@ A read that began before a write could otherwise put the old record back after t
 evicted it, and serve it until the TTL ran out. Every invalidation bumps a generation, and a
 fill is stored only if the generation it started from is still current
 (tests/unit/test_record_cache.py).
+
+`suspend()` turns the cache into a read-through while the process cannot learn about writes
+made by its peers (see app/keys/coherence.py); `resume()` starts it again from empty.
 """
 
 import itertools
@@ -32,13 +35,20 @@ class RecordCache(Generic[V]):
         self._generation_floor = 0
         self._counter = itertools.count(1)
         self._lock = Lock()
+        self._suspended = False
+        self._serving = ttl_seconds > 0  # enabled and not suspended: the one flag `get` reads
 
     @property
     def enabled(self) -> bool:
         return self._ttl > 0
 
+    @property
+    def serving(self) -> bool:
+        """False when caching is off or suspended: every read goes to the database."""
+        return self._serving
+
     def get(self, user_id: str) -> V | None:
-        if not self.enabled:
+        if not self._serving:
             return None
         with self._lock:
             entry = self._entries.get(user_id)
@@ -58,9 +68,9 @@ class RecordCache(Generic[V]):
 
     def fill(self, user_id: str, value: V, generation: int) -> bool:
         """Store `value` unless the user was invalidated since `generation` was taken."""
-        if not self.enabled:
-            return False
         with self._lock:
+            if not self._serving:
+                return False
             if self._generations.get(user_id, self._generation_floor) != generation:
                 return False
             self._entries[user_id] = (time.monotonic(), value)
@@ -79,10 +89,30 @@ class RecordCache(Generic[V]):
                 self._generation_floor = max(self._generation_floor, evicted)
 
     def clear(self) -> None:
+        """Drop every entry, and fail every fill already in flight (whoever it is for)."""
         with self._lock:
-            for user_id in list(self._entries):
-                self._generations[user_id] = next(self._counter)
-            self._entries.clear()
+            self._clear_locked()
+
+    def suspend(self) -> None:
+        """Flush, then read through (no entry is stored or served) until `resume()`."""
+        with self._lock:
+            self._suspended = True
+            self._serving = False
+            self._clear_locked()
+
+    def resume(self) -> None:
+        """Flush again (fills begun while suspended fail), then cache normally."""
+        with self._lock:
+            self._clear_locked()
+            self._suspended = False
+            self._serving = self.enabled
+
+    def _clear_locked(self) -> None:
+        # Every counter value handed out so far is below the new floor, so every generation a
+        # pending fill holds (a user's own or the old floor) no longer matches.
+        self._entries.clear()
+        self._generations.clear()
+        self._generation_floor = next(self._counter)
 
     def snapshot(self) -> Mapping[str, V]:
         """Current values (for tests that assert the cache holds ciphertext only)."""

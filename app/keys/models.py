@@ -35,3 +35,21 @@ class ProviderKey(KeysBase, table=True):
 
 
 provider_keys = ProviderKey.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
+
+
+class KeyRevision(KeysBase, table=True):
+    """The last change to one user's keys, as a database-wide increasing number.
+
+    Written in the same transaction as every key write on SQLite, where peers sharing the file
+    have no NOTIFY: a process that sees the file changed reads the rows above the last revision
+    it applied and evicts those users (app/keys/coherence.py). PostgreSQL peers learn of writes
+    by LISTEN/NOTIFY and leave the table empty.
+    """
+
+    __tablename__ = "key_revisions"
+
+    user_id: str = Field(max_length=255, primary_key=True)
+    revision: int = Field(nullable=False, index=True)
+
+
+key_revisions = KeyRevision.__table__  # type: ignore[attr-defined]  # as provider_keys above

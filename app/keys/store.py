@@ -3,6 +3,14 @@
 Every query is one statement on a pooled connection in a worker thread. A replace is a
 single `INSERT … ON CONFLICT DO UPDATE` on both engines: a select-then-update loses
 concurrent writes, and read-then-write transactions fail under SQLite's lock.
+
+Every write also tells the process's peers, in its own transaction (app/keys/coherence.py),
+and evicts the user locally right after its commit, in the same worker thread: a write that
+commits after its request gave up waiting still evicts.
+
+Every call into a worker thread has a client-side deadline: the server's statement_timeout
+cannot fire for a query that never reached it (a black-holed connection), so the request
+gives up waiting, answers 503, and leaves the thread to finish or fail on its own.
 """
 
 import asyncio
@@ -11,7 +19,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -19,13 +27,17 @@ from sqlalchemy import Engine, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keyscope.app.db import database_errors
+from keyscope.app.errors import DatabaseUnavailable
 from keyscope.app.keys.cache import RecordCache
+from keyscope.app.keys.coherence import Coherence, LocalOnly
 from keyscope.app.keys.models import provider_keys
 from keyscope.app.keys.records import StoredKey, UserRecords
 from keyscope.app.security.envelope import EnvelopeCipher, SealBroken, Sealed
 from keyscope.providers import ProviderName
 
 log = logging.getLogger("keyscope.keys")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -48,12 +60,14 @@ _limiters: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityL
 )
 
 
-async def _in_thread(func: Callable[..., Any], *args: Any) -> Any:
+async def _run_in_thread(func: Callable[..., T], *args: Any) -> T:
     loop = asyncio.get_running_loop()
     limiter = _limiters.get(loop)
     if limiter is None:
         limiter = _limiters[loop] = anyio.CapacityLimiter(DATABASE_THREADS)
-    return await anyio.to_thread.run_sync(func, *args, limiter=limiter)
+    # Abandoned when its request gives up (KeyStore._in_thread): the thread finishes or fails
+    # on its own, and the limiter's token is handed back at once.
+    return await anyio.to_thread.run_sync(func, *args, limiter=limiter, abandon_on_cancel=True)
 
 
 LAST4_MIN_LENGTH = 12  # shorter keys show no tail: four characters of eight is half a key
@@ -63,54 +77,71 @@ class KeyStore:
     """Stores, lists and deletes users' keys; serves their encrypted records from a cache."""
 
     def __init__(
-        self, engine: Engine, cipher: EnvelopeCipher, cache: RecordCache[UserRecords]
+        self,
+        engine: Engine,
+        cipher: EnvelopeCipher,
+        cache: RecordCache[UserRecords],
+        coherence: Coherence | None = None,
+        *,
+        deadline_seconds: float = 6.0,
     ) -> None:
         self._engine = engine
         self._cipher = cipher
         self._cache = cache
+        self._coherence: Coherence = coherence or LocalOnly()
+        self._deadline = deadline_seconds
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     @property
     def cipher(self) -> EnvelopeCipher:
         return self._cipher
 
+    @property
+    def coherence(self) -> Coherence:
+        return self._coherence
+
     def cached_records(self, user_id: str) -> UserRecords | None:
-        """The user's encrypted records if the per-process cache holds them, else None."""
+        """The user's encrypted records if the cache holds them and may answer, else None."""
+        if not self._coherence.cache_trusted():
+            return None
         return self._cache.get(user_id)
 
     async def records_for(self, user_id: str) -> UserRecords:
         """The user's encrypted records: from the cache, else one query."""
-        cached = self._cache.get(user_id)
+        cached = self.cached_records(user_id)
         if cached is not None:
             return cached
-        generation = self._cache.generation(user_id)
-        records: UserRecords = await _in_thread(self._load, user_id)
-        self._cache.fill(user_id, records, generation)
-        return records
+        return await self._in_thread(self._load_and_fill, user_id)
 
     async def put(self, user_id: str, provider: ProviderName, api_key: str) -> StoredKey:
         """Store or replace the user's key for `provider` (one atomic upsert)."""
         sealed = self._cipher.seal(api_key, owner=user_id, provider=provider.value)
         fingerprint = self._cipher.fingerprint(api_key, owner=user_id, provider=provider.value)
         last4 = api_key[-4:] if len(api_key) >= LAST4_MIN_LENGTH else ""
-        stored: StoredKey = await _in_thread(
-            self._upsert, user_id, provider, sealed, last4, fingerprint
-        )
-        self._cache.invalidate(user_id)  # after commit: see RecordCache on the fill race
+        stored = await self._in_thread(self._upsert, user_id, provider, sealed, last4, fingerprint)
         log.info(
             "key stored user=%s provider=%s fingerprint=%s", user_id, provider.value, fingerprint
         )
         return stored
 
     async def delete(self, user_id: str, provider: ProviderName) -> bool:
-        deleted: bool = await _in_thread(self._delete, user_id, provider)
-        self._cache.invalidate(user_id)
+        deleted = await self._in_thread(self._delete, user_id, provider)
         if deleted:
             log.info("key deleted user=%s provider=%s", user_id, provider.value)
         return deleted
 
-    async def ping(self) -> None:
-        await _in_thread(self._ping)
+    async def ping(self, timeout_seconds: float | None = None) -> None:
+        await self._in_thread(self._ping, deadline=timeout_seconds)
+
+    async def _in_thread(
+        self, func: Callable[..., T], *args: Any, deadline: float | None = None
+    ) -> T:
+        """`func(*args)` in a worker thread, given up after the deadline (503)."""
+        with anyio.move_on_after(deadline or self._deadline) as scope:
+            return await _run_in_thread(func, *args)
+        if scope.cancelled_caught:
+            log.warning("database call given up after its deadline: %s", func.__name__)
+        raise DatabaseUnavailable
 
     def key_ids_in_use(self) -> dict[str, int]:
         """Rows per master key id (start-up check and `keyscope rotate`)."""
@@ -140,6 +171,7 @@ class KeyStore:
             .limit(batch_size)
         )
         batch = RewrapBatch(last_id=after_id)
+        rewrapped_users: set[str] = set()
         with database_errors(), self._engine.begin() as conn:
             for row in conn.execute(query).mappings().all():
                 batch.last_id = row["id"]
@@ -158,12 +190,22 @@ class KeyStore:
                 )
                 if result.rowcount:
                     batch.rewrapped += 1
+                    rewrapped_users.add(row["user_id"])
                 else:
                     batch.changed_meanwhile += 1
+            # Peers holding the old wrapping would fail once the old master key is removed.
+            self._coherence.record_write(conn, sorted(rewrapped_users))
             batch.rows = batch.rewrapped + batch.changed_meanwhile + batch.unreadable
         if batch.rewrapped:
             self._cache.clear()
         return batch
+
+    def _load_and_fill(self, user_id: str) -> UserRecords:
+        self._coherence.catch_up()  # peers' writes first, so their users are evicted
+        generation = self._cache.generation(user_id)
+        records = self._load(user_id)
+        self._cache.fill(user_id, records, generation)
+        return records
 
     def _load(self, user_id: str) -> UserRecords:
         with database_errors(), self._engine.connect() as conn:
@@ -191,6 +233,8 @@ class KeyStore:
         )
         with database_errors(), self._engine.begin() as conn:
             row = conn.execute(statement).mappings().one()
+            self._coherence.record_write(conn, (user_id,))
+        self._cache.invalidate(user_id)  # after commit: see RecordCache on the fill race
         return _stored(row)
 
     def _delete(self, user_id: str, provider: ProviderName) -> bool:
@@ -198,7 +242,11 @@ class KeyStore:
             provider_keys.c.user_id == user_id, provider_keys.c.provider == provider.value
         )
         with database_errors(), self._engine.begin() as conn:
-            return bool(conn.execute(statement).rowcount)
+            deleted = bool(conn.execute(statement).rowcount)
+            if deleted:
+                self._coherence.record_write(conn, (user_id,))
+        self._cache.invalidate(user_id)
+        return deleted
 
     def _ping(self) -> None:
         with database_errors(), self._engine.connect() as conn:

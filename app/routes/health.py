@@ -20,10 +20,19 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", response_model=None)
 async def readyz(store: KeyStoreDep) -> Response | dict[str, str]:
-    """Ready to serve: the database answers and the keyring is loaded (the store holds it)."""
+    """Ready to serve: the database answers and the keyring is loaded (the store holds it).
+
+    Answers within READY_TIMEOUT_SECONDS however the database fails. `key_cache` says how
+    this process hears of its peers' writes; `reconnecting` (or `connecting`) means the
+    PostgreSQL listener is down and every read goes to the database: correct, only slower,
+    so the process stays ready."""
     try:
         with anyio.fail_after(READY_TIMEOUT_SECONDS):
-            await store.ping()
+            await store.ping(READY_TIMEOUT_SECONDS)
     except (DatabaseUnavailable, TimeoutError):
         return problem(503, "not-ready", "Not ready", "The key database is unreachable.")
-    return {"status": "ready", "primary_key_id": store.cipher.keyring.primary_id}
+    return {
+        "status": "ready",
+        "primary_key_id": store.cipher.keyring.primary_id,
+        "key_cache": store.coherence.state,
+    }

@@ -1,0 +1,237 @@
+"""PostgreSQL peers: `pg_notify` in every key write's transaction, one LISTEN per process.
+
+A notification is delivered only when its transaction commits, so a peer never evicts for a
+write that rolled back. Notifications sent while a listener is disconnected are lost, so the
+listener fails closed: on losing its connection it suspends the cache (flushed; every read
+goes to the database) and resumes it, flushed again, only after it has reconnected and its
+LISTEN is in place. A heartbeat query catches a connection that died silently.
+
+The listener runs in its own thread on a dedicated libpq connection driven without blocking
+(`psycopg.pq`): every wait is a `select` with a deadline, so a black-holed connection is
+noticed within the heartbeat timeout rather than never, and nothing runs on the event loop.
+The connection must reach PostgreSQL directly (or through a session-mode pooler): LISTEN does
+not work through pgbouncer in transaction mode.
+
+The read path also looks at the listener's socket before trusting the cache: a notification
+that has arrived but is not applied yet (the thread may be waiting for the GIL) sends the
+request to the database instead of serving the record it is about to evict.
+"""
+
+import logging
+import os
+import secrets
+import select
+import threading
+import time
+from collections.abc import Collection
+from typing import Any
+
+import psycopg
+from psycopg import pq
+from psycopg.pq.abc import PGconn
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+
+from keyscope.app.keys.cache import RecordCache
+
+log = logging.getLogger("keyscope.keys")
+
+CHANNEL = "keyscope_keys"
+# Payload "<origin>:<user id>": evict that user. The origin names the writing process, which
+# skips its own notifications: it evicted the user itself right after the commit, and a late
+# echo would only evict what it has cached since, for nothing.
+ORIGIN_LENGTH = 16
+APPLICATION_NAME = "keyscope-listener"
+
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
+class ListenerLost(Exception):
+    """The listening connection failed or stopped answering."""
+
+
+class PostgresNotify:
+    """One LISTEN connection per process; evicts the users its peers' writes name."""
+
+    def __init__(
+        self,
+        database_url: str,
+        cache: RecordCache[Any],
+        *,
+        heartbeat_seconds: float,
+        timeout_seconds: float,
+        retry_seconds: float,
+    ) -> None:
+        url = make_url(database_url).set(drivername="postgresql")
+        self._conninfo = url.render_as_string(hide_password=False)
+        self._cache = cache
+        self._origin = secrets.token_hex(ORIGIN_LENGTH // 2)
+        self._heartbeat = heartbeat_seconds
+        self._timeout = timeout_seconds
+        self._retry = retry_seconds
+        self._apply_lock = threading.Lock()
+        self._poller: Any = None  # select.poll on the live connection's socket, else None
+        self._stopping = threading.Event()
+        self._listening = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state = "connecting"
+        self.backend_pid: int | None = None  # the listener's PostgreSQL backend (tests, ops)
+        cache.suspend()  # nothing is cached before the first LISTEN is in place
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def start(self, wait_seconds: float) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="keyscope-listener", daemon=True)
+        self._thread.start()
+        if not self._listening.wait(wait_seconds):
+            log.warning("key cache listener not connected yet: reading through to the database")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._heartbeat + self._timeout + 1)
+            self._thread = None
+
+    def cache_trusted(self) -> bool:
+        if not self._apply_lock.acquire(blocking=False):
+            return False  # notifications are being applied right now
+        try:
+            poller = self._poller
+            return poller is None or not poller.poll(0)
+        finally:
+            self._apply_lock.release()
+
+    def catch_up(self) -> None:
+        return  # notifications are applied as they arrive
+
+    def record_write(self, conn: Connection, user_ids: Collection[str]) -> None:
+        for user_id in user_ids:
+            conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": f"{self._origin}:{user_id}"})
+
+    # The listening thread.
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+            except (ListenerLost, psycopg.Error, OSError) as exc:
+                log.warning(
+                    "key cache listener lost (%s): reading through to the database until it "
+                    "reconnects",
+                    type(exc).__name__,
+                )
+            finally:
+                self._lost()
+            self._stopping.wait(self._retry)
+
+    def _lost(self) -> None:
+        with self._apply_lock:
+            self._poller = None
+        self._listening.clear()
+        self.backend_pid = None
+        self._state = "stopped" if self._stopping.is_set() else "reconnecting"
+        self._cache.suspend()
+
+    def _listen(self) -> None:
+        conn = psycopg.connect(
+            self._conninfo,
+            autocommit=True,
+            application_name=f"{APPLICATION_NAME}-{os.getpid()}",
+            connect_timeout=max(1, round(self._timeout)),
+            keepalives=1,
+            keepalives_idle=max(1, round(self._heartbeat)),
+            keepalives_interval=1,
+            keepalives_count=3,
+            tcp_user_timeout=round(self._timeout * 1000),
+        )
+        try:
+            pgconn = conn.pgconn
+            pgconn.nonblocking = 1
+            self._query(pgconn, f"LISTEN {CHANNEL}".encode())
+            poller = select.poll()
+            poller.register(pgconn.socket, select.POLLIN)
+            with self._apply_lock:
+                self._poller = poller
+                self._cache.resume()  # flushed: writes made before LISTEN were never heard
+            self.backend_pid = pgconn.backend_pid
+            self._state = "listening"
+            self._listening.set()
+            log.info("key cache listener listening on %s", CHANNEL)
+            self._serve(pgconn)
+        finally:
+            conn.close()
+
+    def _serve(self, pgconn: PGconn) -> None:
+        next_beat = time.monotonic() + self._heartbeat
+        while not self._stopping.is_set():
+            wait = min(next_beat - time.monotonic(), 0.5)  # 0.5 s: how soon `stop()` is seen
+            if wait > 0 and _readable(pgconn, wait):
+                self._drain(pgconn)
+                continue
+            if time.monotonic() >= next_beat:
+                self._query(pgconn, b"SELECT 1")
+                next_beat = time.monotonic() + self._heartbeat
+
+    def _drain(self, pgconn: PGconn) -> None:
+        with self._apply_lock:
+            pgconn.consume_input()
+            if pgconn.status != pq.ConnStatus.OK:
+                raise ListenerLost
+            while (notify := pgconn.notifies()) is not None:
+                self._apply(notify.extra.decode())
+            # A server that closes the socket (pg_terminate_backend) leaves it readable with
+            # nothing left to consume: recv returns 0, which consume_input reports as an error.
+
+    def _apply(self, payload: str) -> None:
+        origin, separator, user_id = payload.partition(":")
+        if not separator or len(origin) != ORIGIN_LENGTH:
+            self._cache.clear()  # not ours to parse: evicting everyone is always safe
+        elif origin != self._origin:
+            self._cache.invalidate(user_id)
+
+    def _query(self, pgconn: PGconn, sql: bytes) -> None:
+        """Run one statement with a deadline; applies any notification that arrives meanwhile."""
+        deadline = time.monotonic() + self._timeout
+        pgconn.send_query(sql)
+        while pgconn.flush() != 0:
+            _wait(pgconn, deadline, write=True)
+        while True:
+            with self._apply_lock:
+                pgconn.consume_input()
+                while (notify := pgconn.notifies()) is not None:
+                    self._apply(notify.extra.decode())
+                busy = pgconn.is_busy()
+            if not busy:
+                break
+            _wait(pgconn, deadline)
+        failed = False
+        while (result := pgconn.get_result()) is not None:
+            failed = failed or result.status not in (
+                pq.ExecStatus.COMMAND_OK,
+                pq.ExecStatus.TUPLES_OK,
+            )
+        if failed or pgconn.status != pq.ConnStatus.OK:
+            raise ListenerLost
+
+
+def _readable(pgconn: PGconn, seconds: float) -> bool:
+    ready, _, _ = select.select([pgconn.socket], [], [], seconds)
+    return bool(ready)
+
+
+def _wait(pgconn: PGconn, deadline: float, *, write: bool = False) -> None:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ListenerLost
+    sockets = [pgconn.socket]
+    ready = (
+        select.select([], sockets, [], remaining)
+        if write
+        else select.select(sockets, [], [], remaining)
+    )
+    if not any(ready):
+        raise ListenerLost
