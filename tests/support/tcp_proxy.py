@@ -7,10 +7,18 @@ import threading
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses new
-    ones, `restore()` listens again on the same port."""
+    ones, `restore()` listens again on the same port.
+
+    `blackhole()` is a partition instead: connections stay open and new ones are accepted,
+    but nothing is forwarded either way (no RST, no FIN: the far side just goes quiet), as
+    when a network drops packets. `resume()` heals it: held bytes are delivered, as TCP
+    retransmission would, and forwarding goes on.
+    """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -28,6 +36,12 @@ class TcpProxy:
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
+    def blackhole(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     def cut(self) -> None:
         with self._lock:
             listener, self._listener = self._listener, None
@@ -43,21 +57,28 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
-            try:
-                upstream = socket.create_connection(self._target, timeout=5)
-            except OSError:
-                _close(client)
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._sockets.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(client)  # so that `cut()` closes it, even while held
+        self._flowing.wait()  # a partitioned server never answers the handshake
+        try:
+            upstream = socket.create_connection(self._target, timeout=5)
+        except OSError:
+            _close(client)
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            self._sockets.add(upstream)
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=_pump, args=(source, sink, self._flowing), daemon=True).start()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, flowing: threading.Event) -> None:
     try:
         while data := source.recv(65536):
+            flowing.wait()
             sink.sendall(data)
     except OSError:
         pass
