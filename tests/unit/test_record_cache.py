@@ -1,4 +1,4 @@
-"""RecordCache: the fill guard against stale reads, and its TTL and size bounds."""
+"""RecordCache: the fill guard against stale reads, its TTL and size bounds, and suspension."""
 
 import pytest
 
@@ -97,3 +97,30 @@ def test_ttl_zero_disables_the_cache() -> None:
     cache = _cache(ttl=0)
     assert not cache.fill("alice", "v1", cache.generation("alice"))
     assert cache.get("alice") is None
+
+
+def test_clear_fails_a_fill_in_flight_for_an_uncached_user() -> None:
+    """A fill that began before a flush is refused, even for a user not cached then."""
+    cache = _cache()
+    generation = cache.generation("alice")
+    cache.clear()
+    assert cache.fill("alice", "old", generation) is False
+    assert cache.get("alice") is None
+    assert cache.fill("alice", "new", cache.generation("alice")) is True
+    assert cache.get("alice") == "new"
+
+
+def test_suspended_cache_neither_serves_nor_stores_until_resumed() -> None:
+    """suspend(): flushed and read-through; resume(): flushed again, then caching."""
+    cache = _cache()
+    cache.fill("alice", "v1", cache.generation("alice"))
+    cache.suspend()
+    assert not cache.serving
+    assert cache.get("alice") is None
+    during = cache.generation("bob")
+    assert cache.fill("bob", "v1", during) is False
+    cache.resume()
+    assert cache.serving
+    assert cache.fill("bob", "v1", during) is False  # begun while suspended
+    assert cache.fill("bob", "v2", cache.generation("bob")) is True
+    assert cache.get("bob") == "v2"

@@ -1,0 +1,88 @@
+"""Peers on one SQLite file: a write by one store is seen by the other's next read, while
+the other users it caches stay cached."""
+
+from pathlib import Path
+
+import pytest
+from dependency_injector import providers as di
+
+from keyscope.app.keys.cache import RecordCache
+from keyscope.app.keys.coherence import LocalOnly, SqliteRevisions
+from keyscope.app.keys.records import UserRecords
+from keyscope.app.migrate import upgrade
+from keyscope.app.scope import awaited, request_scope
+from keyscope.app.security.tokens import mint_token
+from keyscope.app.user_keys import UserKeys
+from keyscope.containers import Container, build_coherence
+from keyscope.providers import ProviderName
+from tests.conftest import JWT_SECRET, make_settings
+from tests.databases import sqlite_url
+
+pytestmark = pytest.mark.anyio
+
+
+def _container(url: str, **overrides: str) -> Container:
+    return Container(settings=di.Object(make_settings(url, **overrides)))
+
+
+async def _key_seen(container: Container, user: str) -> str | None:
+    token = mint_token(JWT_SECRET, user)
+    with request_scope({"authorization": f"Bearer {token}"}):
+        keys: UserKeys = await awaited(container.user_keys())
+        resolved = keys.get(ProviderName.EXA)
+        return resolved.secret.reveal() if resolved is not None else None
+
+
+async def test_a_peer_write_is_seen_on_the_next_read(tmp_path: Path) -> None:
+    """20 users x 10 writes (PUT and DELETE) by one store: the other store's next read is
+    the new state every time, then served from its cache; other users stay cached."""
+    url = sqlite_url(tmp_path)
+    upgrade(url)
+    writer, reader = _container(url), _container(url)
+    assert isinstance(reader.key_store().coherence, SqliteRevisions)
+    await writer.key_store().put("bystander", ProviderName.EXA, "exa-bystander-0123456789")
+    assert await _key_seen(reader, "bystander") == "exa-bystander-0123456789"
+    cache = reader.record_cache()
+    for write in range(10):
+        for n in range(20):
+            user = f"user-{n:02d}"
+            expected: str | None = f"exa-{user}-{write}-0123456789"
+            if write % 4 == 3:
+                await writer.key_store().delete(user, ProviderName.EXA)
+                expected = None
+            else:
+                await writer.key_store().put(user, ProviderName.EXA, str(expected))
+            assert await _key_seen(reader, user) == expected
+            assert await _key_seen(reader, user) == expected
+            assert user in cache.snapshot()
+            assert "bystander" in cache.snapshot()  # evicted per user, not flushed
+    for container in (writer, reader):
+        container.key_store().coherence.stop()
+        container.engine().dispose()
+
+
+async def test_control_single_process_setting_serves_a_peers_stale_write(tmp_path: Path) -> None:
+    """Control: told it is the only process, a store keeps serving what it cached."""
+    url = sqlite_url(tmp_path)
+    upgrade(url)
+    writer = _container(url)
+    reader = _container(url, cache_coherence="single-process")
+    await writer.key_store().put("u", ProviderName.EXA, "exa-old-0123456789")
+    assert await _key_seen(reader, "u") == "exa-old-0123456789"
+    await writer.key_store().put("u", ProviderName.EXA, "exa-new-0123456789")
+    assert await _key_seen(reader, "u") == "exa-old-0123456789"
+    for container in (writer, reader):
+        container.engine().dispose()
+
+
+def test_only_a_private_database_or_an_explicit_setting_skips_the_check(tmp_path: Path) -> None:
+    """In-memory SQLite, a disabled cache or `single-process` use local eviction only; a
+    SQLite file checks for peers by default."""
+    cache: RecordCache[UserRecords] = RecordCache(ttl_seconds=30, max_users=10)
+    off: RecordCache[UserRecords] = RecordCache(ttl_seconds=0, max_users=10)
+    file_url = sqlite_url(tmp_path)
+    assert isinstance(build_coherence(make_settings(file_url), cache), SqliteRevisions)
+    assert isinstance(build_coherence(make_settings("sqlite:///:memory:"), cache), LocalOnly)
+    assert isinstance(build_coherence(make_settings(file_url), off), LocalOnly)
+    single = make_settings(file_url, cache_coherence="single-process")
+    assert isinstance(build_coherence(single, cache), LocalOnly)
