@@ -72,3 +72,13 @@ def test_breakdown_ladder_answers_every_route() -> None:
         "config-2deps",
         "config-di-async",
     }
+
+
+@pytest.mark.slow
+def test_coherence_cost_compares_both_settings_on_a_warm_cache() -> None:
+    """`python -m bench.coherence` runs both apps warm (it asserts so) and prints both rows."""
+    done = _run("bench.coherence", "--users=10", "--requests=20", "--rounds=1", timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "check alone, auto:" in done.stdout
+    rows = {line.split()[0] for line in done.stdout.splitlines()[1:3]}
+    assert rows == {"single-process", "auto"}

@@ -7,7 +7,7 @@ exactly as another process's would; the app under test runs its own listener.
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +26,7 @@ from keyscope.app.scope import awaited, request_scope
 from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
-from tests.conftest import make_settings
+from tests.conftest import TokenFactory, make_settings
 from tests.databases import postgres_database
 
 pytestmark = pytest.mark.anyio
@@ -72,9 +72,9 @@ async def _key_seen(container: Container, user: str, token: str) -> str | None:
         return resolved.secret.reveal() if resolved is not None else None
 
 
-async def _wait_for(predicate: "object", seconds: float) -> None:
+async def _wait_for(predicate: Callable[[], bool], seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.02)
 
@@ -117,12 +117,12 @@ def _peer_write_and_time_eviction(s: Setup, user: str) -> float:
     return (time.perf_counter() - committed) * 1000
 
 
-async def test_peer_writes_evict_at_once_and_latency(make_token: "object") -> None:
+async def test_peer_writes_evict_at_once_and_latency(make_token: TokenFactory) -> None:
     """Every peer write evicts the user in this process; reports the latency from the peer's
     commit to the eviction (p50/p99/max over 200 writes)."""
     async with _setup() as s:
         assert s.listener.state == "listening"
-        token = make_token("lat-user")  # type: ignore[operator]
+        token = make_token("lat-user")
         cache = s.app.record_cache()
         await s.peer.key_store().put("lat-user", ProviderName.EXA, "exa-lat-0123456789")
         latencies: list[float] = []
@@ -142,11 +142,11 @@ async def test_peer_writes_evict_at_once_and_latency(make_token: "object") -> No
         )
 
 
-async def test_listener_loss_reads_through_and_caching_resumes(make_token: "object") -> None:
+async def test_listener_loss_reads_through_and_caching_resumes(make_token: TokenFactory) -> None:
     """Listener killed: the cache is flushed and bypassed (writes during the outage are
     seen at once), /readyz says so; once re-LISTENed, caching resumes and evicts again."""
     async with _setup(listener_retry=1.5) as s:
-        token = make_token("outage-user")  # type: ignore[operator]
+        token = make_token("outage-user")
         cache = s.app.record_cache()
         store = s.peer.key_store()
         await store.put("outage-user", ProviderName.EXA, "exa-before-0123456789")
