@@ -118,7 +118,9 @@ class PostgresNotify:
         while not self._stopping.is_set():
             try:
                 self._listen()
-            except (ListenerLost, psycopg.Error, OSError) as exc:
+            # Whatever ends a connection (lost, unanswered, or a bug), the answer is the same:
+            # read through, reconnect; a dead thread would leave the cache suspended for good.
+            except Exception as exc:
                 log.warning(
                     "key cache listener lost (%s): reading through to the database until it "
                     "reconnects",
@@ -182,7 +184,7 @@ class PostgresNotify:
             if pgconn.status != pq.ConnStatus.OK:
                 raise ListenerLost
             while (notify := pgconn.notifies()) is not None:
-                self._apply(notify.extra.decode())
+                self._apply(notify.extra.decode(errors="replace"))
             # A server that closes the socket (pg_terminate_backend) leaves it readable with
             # nothing left to consume: recv returns 0, which consume_input reports as an error.
 
@@ -203,7 +205,7 @@ class PostgresNotify:
             with self._apply_lock:
                 pgconn.consume_input()
                 while (notify := pgconn.notifies()) is not None:
-                    self._apply(notify.extra.decode())
+                    self._apply(notify.extra.decode(errors="replace"))
                 busy = pgconn.is_busy()
             if not busy:
                 break
