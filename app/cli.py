@@ -63,13 +63,14 @@ def serve(
 
     container = _container()
     settings = container.settings()
-    if workers > 1 and settings.key_cache_ttl > 0:
-        # Each worker process has its own record cache and a write invalidates only the cache
-        # of the worker that served it: say what that means before serving.
+    if workers > 1 and settings.key_cache_ttl > 0 and settings.cache_coherence == "single-process":
+        # Workers hear each other's writes unless told they are alone: say what that means.
         console.print(
             f"[bold yellow]warning:[/] {workers} workers each cache encrypted key records for "
-            f"up to {settings.key_cache_ttl:g} s: after a key is replaced or deleted, another "
-            "worker may serve the old key until then (KEYSCOPE_KEY_CACHE_TTL=0 reads through)"
+            f"up to {settings.key_cache_ttl:g} s and KEYSCOPE_CACHE_COHERENCE=single-process "
+            "ignores the other workers' writes: after a key is replaced or deleted, another "
+            "worker may serve the old key until then (unset it, or KEYSCOPE_KEY_CACHE_TTL=0 "
+            "reads through)"
         )
     if migrate:
         _migrate(settings.database_url)

@@ -93,12 +93,13 @@ def test_quick_start_in_local_mode(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_serve_with_workers_warns_about_per_worker_caches(tmp_path: Path) -> None:
-    """Several workers with the record cache on: serve says a replaced key may linger."""
+    """Several workers told they are alone (`single-process`) with the record cache on: serve
+    says a replaced key may linger."""
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "keyscope.app.cli", "serve", "--port", str(port), "--workers", "2"],
         cwd=tmp_path,
-        env=_clean_env(),
+        env=_clean_env(KEYSCOPE_CACHE_COHERENCE="single-process"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

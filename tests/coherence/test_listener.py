@@ -18,11 +18,12 @@ import pytest
 from dependency_injector import providers as di
 from sqlalchemy import create_engine, text
 
+from keyscope.app.awaitables import awaited
 from keyscope.app.keys.listener import PostgresNotify
 from keyscope.app.keys.models import provider_keys
 from keyscope.app.main import create_app
 from keyscope.app.migrate import upgrade
-from keyscope.app.scope import awaited, request_scope
+from keyscope.app.scope import request_scope
 from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName

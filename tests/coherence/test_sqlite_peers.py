@@ -6,14 +6,16 @@ from pathlib import Path
 import pytest
 from dependency_injector import providers as di
 
+from keyscope.app.awaitables import awaited
+from keyscope.app.factories import build_coherence
 from keyscope.app.keys.cache import RecordCache
 from keyscope.app.keys.coherence import LocalOnly, SqliteRevisions
 from keyscope.app.keys.records import UserRecords
 from keyscope.app.migrate import upgrade
-from keyscope.app.scope import awaited, request_scope
+from keyscope.app.scope import request_scope
 from keyscope.app.security.tokens import mint_token
 from keyscope.app.user_keys import UserKeys
-from keyscope.containers import Container, build_coherence
+from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from tests.conftest import JWT_SECRET, make_settings
 from tests.databases import sqlite_url
