@@ -50,6 +50,9 @@ class Coherence(Protocol):
     def record_write(self, conn: Connection, user_ids: Collection[str]) -> None:
         """Inside a key write's transaction: make the write known to every peer on commit."""
 
+    def settle(self, committed: bool) -> None:
+        """After that transaction, in the same thread, before the write is acknowledged."""
+
     @property
     def state(self) -> str:
         """What /readyz reports."""
@@ -74,6 +77,9 @@ class LocalOnly:
         return
 
     def record_write(self, conn: Connection, user_ids: Collection[str]) -> None:  # noqa: ARG002
+        return
+
+    def settle(self, committed: bool) -> None:  # noqa: ARG002
         return
 
 
@@ -142,6 +148,9 @@ class SqliteRevisions:
     def record_write(self, conn: Connection, user_ids: Collection[str]) -> None:
         for user_id in user_ids:
             conn.execute(_BUMP, {"user_id": user_id})
+
+    def settle(self, committed: bool) -> None:  # noqa: ARG002  # peers check on read
+        return
 
     def _catch_up_locked(self) -> None:
         conn = self._connection()

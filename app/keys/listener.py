@@ -15,8 +15,15 @@ not work through pgbouncer in transaction mode.
 The read path also looks at the listener's socket before trusting the cache: a notification
 that has arrived but is not applied yet (the thread may be waiting for the GIL) sends the
 request to the database instead of serving the record it is about to evict.
+
+A writer acknowledges only once its own listener has heard the write's notification (bounded
+by ECHO_WAIT_SECONDS): PostgreSQL signals every listening backend at the same commit, so the
+peers' listeners have had the same chance to receive it before the client hears "done" and
+asks a peer. Without the wait, a peer's listener backend delayed by a loaded machine could
+still be holding the notification when the client's next request reached that peer.
 """
 
+import itertools
 import logging
 import os
 import secrets
@@ -37,10 +44,11 @@ from keyscope.app.keys.cache import RecordCache
 log = logging.getLogger("keyscope.keys")
 
 CHANNEL = "keyscope_keys"
-# Payload "<origin>:<user id>": evict that user. The origin names the writing process, which
-# skips its own notifications: it evicted the user itself right after the commit, and a late
-# echo would only evict what it has cached since, for nothing.
+# Payload "<origin>:<sequence>:<user id>": evict that user. The origin names the writing
+# process, which does not evict on its own notifications (it evicted the user itself right
+# after the commit) but uses them to know the write has been delivered.
 ORIGIN_LENGTH = 16
+ECHO_WAIT_SECONDS = 1.0
 APPLICATION_NAME = "keyscope-listener"
 
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
@@ -66,6 +74,10 @@ class PostgresNotify:
         self._conninfo = url.render_as_string(hide_password=False)
         self._cache = cache
         self._origin = secrets.token_hex(ORIGIN_LENGTH // 2)
+        self._sequence = itertools.count(1)
+        self._echoes: dict[int, threading.Event] = {}
+        self._echo_lock = threading.Lock()
+        self._writes = threading.local()  # the sequence numbers of the calling thread's write
         self._heartbeat = heartbeat_seconds
         self._timeout = timeout_seconds
         self._retry = retry_seconds
@@ -109,8 +121,28 @@ class PostgresNotify:
         return  # notifications are applied as they arrive
 
     def record_write(self, conn: Connection, user_ids: Collection[str]) -> None:
+        pending: list[int] = []
         for user_id in user_ids:
-            conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": f"{self._origin}:{user_id}"})
+            sequence = next(self._sequence)
+            if self._state == "listening":
+                with self._echo_lock:
+                    self._echoes[sequence] = threading.Event()
+                pending.append(sequence)
+            payload = f"{self._origin}:{sequence}:{user_id}"
+            conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+        self._writes.pending = pending
+
+    def settle(self, committed: bool) -> None:
+        pending: list[int] = getattr(self._writes, "pending", [])
+        self._writes.pending = []
+        deadline = time.monotonic() + ECHO_WAIT_SECONDS
+        for sequence in pending:
+            with self._echo_lock:
+                echo = self._echoes.get(sequence)
+            if committed and echo is not None:
+                echo.wait(max(0.0, deadline - time.monotonic()))
+            with self._echo_lock:
+                self._echoes.pop(sequence, None)
 
     # The listening thread.
 
@@ -189,11 +221,17 @@ class PostgresNotify:
             # nothing left to consume: recv returns 0, which consume_input reports as an error.
 
     def _apply(self, payload: str) -> None:
-        origin, separator, user_id = payload.partition(":")
-        if not separator or len(origin) != ORIGIN_LENGTH:
+        origin, _, rest = payload.partition(":")
+        sequence, separator, user_id = rest.partition(":")
+        if not separator or len(origin) != ORIGIN_LENGTH or not sequence.isdigit():
             self._cache.clear()  # not ours to parse: evicting everyone is always safe
         elif origin != self._origin:
             self._cache.invalidate(user_id)
+        else:
+            with self._echo_lock:
+                echo = self._echoes.get(int(sequence))
+            if echo is not None:
+                echo.set()
 
     def _query(self, pgconn: PGconn, sql: bytes) -> None:
         """Run one statement with a deadline; applies any notification that arrives meanwhile."""

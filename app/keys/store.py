@@ -196,6 +196,7 @@ class KeyStore:
             # Peers holding the old wrapping would fail once the old master key is removed.
             self._coherence.record_write(conn, sorted(rewrapped_users))
             batch.rows = batch.rewrapped + batch.changed_meanwhile + batch.unreadable
+        self._coherence.settle(committed=False)  # no one waits on a rotation batch
         if batch.rewrapped:
             self._cache.clear()
         return batch
@@ -231,21 +232,31 @@ class KeyStore:
             .on_conflict_do_update(index_elements=["user_id", "provider"], set_=values)
             .returning(*provider_keys.c)
         )
-        with database_errors(), self._engine.begin() as conn:
-            row = conn.execute(statement).mappings().one()
-            self._coherence.record_write(conn, (user_id,))
-        self._cache.invalidate(user_id)  # after commit: see RecordCache on the fill race
+        committed = False
+        try:
+            with database_errors(), self._engine.begin() as conn:
+                row = conn.execute(statement).mappings().one()
+                self._coherence.record_write(conn, (user_id,))
+            committed = True
+        finally:
+            self._cache.invalidate(user_id)  # after commit: see RecordCache on the fill race
+            self._coherence.settle(committed)
         return _stored(row)
 
     def _delete(self, user_id: str, provider: ProviderName) -> bool:
         statement = delete(provider_keys).where(
             provider_keys.c.user_id == user_id, provider_keys.c.provider == provider.value
         )
-        with database_errors(), self._engine.begin() as conn:
-            deleted = bool(conn.execute(statement).rowcount)
-            if deleted:
-                self._coherence.record_write(conn, (user_id,))
-        self._cache.invalidate(user_id)
+        committed = False
+        try:
+            with database_errors(), self._engine.begin() as conn:
+                deleted = bool(conn.execute(statement).rowcount)
+                if deleted:
+                    self._coherence.record_write(conn, (user_id,))
+            committed = True
+        finally:
+            self._cache.invalidate(user_id)
+            self._coherence.settle(committed)
         return deleted
 
     def _ping(self) -> None:

@@ -125,7 +125,9 @@ async def test_peer_writes_evict_at_once_and_latency(make_token: TokenFactory) -
         assert s.listener.state == "listening"
         token = make_token("lat-user")
         cache = s.app.record_cache()
+        before = cache.generation("lat-user")
         await s.peer.key_store().put("lat-user", ProviderName.EXA, "exa-lat-0123456789")
+        await _wait_for(lambda: cache.generation("lat-user") != before, 2)  # its eviction
         latencies: list[float] = []
         for _ in range(200):
             assert await _key_seen(s.app, "lat-user", token) == "exa-lat-0123456789"

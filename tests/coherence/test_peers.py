@@ -91,7 +91,8 @@ async def _user_run(
                 assert response.status_code == 200, response.text
                 keys = [r.key for r in fakes.records(ProviderName.EXA) if r.json()["query"] == tag]
                 if keys != [expected]:
-                    outcome.stale.append(f"{tag}: upstream saw another key")
+                    seen = "none" if not keys else "older key" if expected not in keys else "twice"
+                    outcome.stale.append(f"{tag}: upstream saw {seen} ({len(keys)} calls)")
 
 
 async def _run(bases: list[str], calls_per_base: int, fakes: FakeUpstreams) -> Outcome:
