@@ -10,7 +10,7 @@ from contextlib import ExitStack, contextmanager
 
 import httpx
 
-from tests.conftest import JWT_SECRET, MASTER_KEY_K1
+from tests.support.settings import JWT_SECRET, MASTER_KEY_K1
 
 START_SECONDS = 60
 

@@ -27,8 +27,8 @@ from keyscope.app.scope import request_scope
 from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
-from tests.conftest import TokenFactory, make_settings
-from tests.databases import postgres_database
+from tests.support.databases import postgres_database
+from tests.support.settings import TokenFactory, make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -152,7 +152,9 @@ async def test_listener_loss_reads_through_and_caching_resumes(make_token: Token
         token = make_token("outage-user")
         cache = s.app.record_cache()
         store = s.peer.key_store()
+        before = cache.generation("outage-user")
         await store.put("outage-user", ProviderName.EXA, "exa-before-0123456789")
+        await _wait_for(lambda: cache.generation("outage-user") != before, 2)  # its eviction
         assert await _key_seen(s.app, "outage-user", token) == "exa-before-0123456789"
         assert "outage-user" in cache.snapshot()
 

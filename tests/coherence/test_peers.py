@@ -22,8 +22,8 @@ from keyscope.app.security.tokens import mint_token
 from keyscope.providers import ProviderName
 from keyscope.providers.fakes import FakeUpstreams
 from tests.coherence.servers import server_env, serving
-from tests.conftest import JWT_SECRET
-from tests.databases import postgres_database, sqlite_url
+from tests.support.databases import postgres_database, sqlite_url
+from tests.support.settings import JWT_SECRET
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ from keyscope.app.security.tokens import mint_token
 from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
-from tests.conftest import JWT_SECRET, make_settings
-from tests.databases import sqlite_url
+from tests.support.databases import sqlite_url
+from tests.support.settings import JWT_SECRET, make_settings
 
 pytestmark = pytest.mark.anyio
 
