@@ -16,11 +16,13 @@ The read path also looks at the listener's socket before trusting the cache: a n
 that has arrived but is not applied yet (the thread may be waiting for the GIL) sends the
 request to the database instead of serving the record it is about to evict.
 
-A writer acknowledges only once its own listener has heard the write's notification (bounded
-by ECHO_WAIT_SECONDS): PostgreSQL signals every listening backend at the same commit, so the
-peers' listeners have had the same chance to receive it before the client hears "done" and
-asks a peer. Without the wait, a peer's listener backend delayed by a loaded machine could
-still be holding the notification when the client's next request reached that peer.
+A writer acknowledges only once every peer's listener has applied the write: each listener
+that evicts for a peer's notification answers on ACK_CHANNEL, and the writer, which counted the
+peers' listening connections inside the write's transaction, waits for that many answers and
+its own echo (bounded by ECHO_WAIT_SECONDS; a peer that has not answered by then is logged).
+PostgreSQL signals every listening backend at the same commit, but on a loaded machine a peer's
+backend or listener thread can lag behind the writer's: without the answers, the client's next
+request could reach that peer before it had evicted.
 """
 
 import itertools
@@ -44,6 +46,7 @@ from keyscope.app.keys.cache import RecordCache
 log = logging.getLogger("keyscope.keys")
 
 CHANNEL = "keyscope_keys"
+ACK_CHANNEL = "keyscope_key_acks"  # "<writer origin>:<sequence>:<acking origin>"
 # Payload "<origin>:<sequence>:<user id>": evict that user. The origin names the writing
 # process, which does not evict on its own notifications (it evicted the user itself right
 # after the commit) but uses them to know the write has been delivered.
@@ -52,6 +55,12 @@ ECHO_WAIT_SECONDS = 1.0
 APPLICATION_NAME = "keyscope-listener"
 
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+# The peers that will answer a write: every other keyscope listener on this database.
+_PEER_LISTENERS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND application_name LIKE :name AND pid <> coalesce(:own, 0)"
+)
+_HEX = frozenset("0123456789abcdef")
 
 
 class ListenerLost(Exception):
@@ -75,8 +84,9 @@ class PostgresNotify:
         self._cache = cache
         self._origin = secrets.token_hex(ORIGIN_LENGTH // 2)
         self._sequence = itertools.count(1)
-        self._echoes: dict[int, threading.Event] = {}
+        self._echoes: dict[int, _Delivery] = {}
         self._echo_lock = threading.Lock()
+        self._acks_due: list[str] = []  # answers to peers' writes, sent after each drain
         self._writes = threading.local()  # the sequence numbers of the calling thread's write
         self._heartbeat = heartbeat_seconds
         self._timeout = timeout_seconds
@@ -122,11 +132,18 @@ class PostgresNotify:
 
     def record_write(self, conn: Connection, user_ids: Collection[str]) -> None:
         pending: list[int] = []
+        peers = 0
+        if self._state == "listening" and user_ids:
+            peers = int(
+                conn.execute(
+                    _PEER_LISTENERS, {"name": f"{APPLICATION_NAME}-%", "own": self.backend_pid}
+                ).scalar_one()
+            )
         for user_id in user_ids:
             sequence = next(self._sequence)
             if self._state == "listening":
                 with self._echo_lock:
-                    self._echoes[sequence] = threading.Event()
+                    self._echoes[sequence] = _Delivery(peers)
                 pending.append(sequence)
             payload = f"{self._origin}:{sequence}:{user_id}"
             conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
@@ -138,9 +155,16 @@ class PostgresNotify:
         deadline = time.monotonic() + ECHO_WAIT_SECONDS
         for sequence in pending:
             with self._echo_lock:
-                echo = self._echoes.get(sequence)
-            if committed and echo is not None:
-                echo.wait(max(0.0, deadline - time.monotonic()))
+                delivery = self._echoes.get(sequence)
+            remaining = max(0.0, deadline - time.monotonic())
+            if committed and delivery is not None and not delivery.done.wait(remaining):
+                log.warning(
+                    "key write acknowledged before %d of %d peer listener(s) answered "
+                    "within %.1f s: a lagging peer may serve the old record until it does",
+                    delivery.missing(),
+                    delivery.peers,
+                    ECHO_WAIT_SECONDS,
+                )
             with self._echo_lock:
                 self._echoes.pop(sequence, None)
 
@@ -185,7 +209,7 @@ class PostgresNotify:
         try:
             pgconn = conn.pgconn
             pgconn.nonblocking = 1
-            self._query(pgconn, f"LISTEN {CHANNEL}".encode())
+            self._query(pgconn, f"LISTEN {CHANNEL}; LISTEN {ACK_CHANNEL}".encode())
             poller = select.poll()
             poller.register(pgconn.socket, select.POLLIN)
             with self._apply_lock:
@@ -208,6 +232,7 @@ class PostgresNotify:
                 continue
             if time.monotonic() >= next_beat:
                 self._query(pgconn, b"SELECT 1")
+                self._send_acks(pgconn)  # for notifications that arrived meanwhile
                 next_beat = time.monotonic() + self._heartbeat
 
     def _drain(self, pgconn: PGconn) -> None:
@@ -216,22 +241,53 @@ class PostgresNotify:
             if pgconn.status != pq.ConnStatus.OK:
                 raise ListenerLost
             while (notify := pgconn.notifies()) is not None:
-                self._apply(notify.extra.decode(errors="replace"))
+                self._receive(notify.relname.decode(), notify.extra.decode(errors="replace"))
             # A server that closes the socket (pg_terminate_backend) leaves it readable with
             # nothing left to consume: recv returns 0, which consume_input reports as an error.
+        self._send_acks(pgconn)
+
+    def _receive(self, channel: str, payload: str) -> None:
+        if channel == ACK_CHANNEL:
+            self._apply_ack(payload)
+        else:
+            self._apply(payload)
+
+    def _send_acks(self, pgconn: PGconn) -> None:
+        """Answer the peers' writes applied by the last drain, in one statement."""
+        while self._acks_due:
+            batch, self._acks_due = self._acks_due[:100], self._acks_due[100:]
+            # Payloads are validated hex origins and digits only (see _apply): safe inline.
+            calls = ", ".join(f"pg_notify('{ACK_CHANNEL}', '{ack}')" for ack in batch)
+            self._query(pgconn, f"SELECT {calls}".encode())
+
+    def _apply_ack(self, payload: str) -> None:
+        writer, _, rest = payload.partition(":")
+        sequence, separator, acker = rest.partition(":")
+        if writer != self._origin or not separator or not sequence.isdigit():
+            return
+        with self._echo_lock:
+            delivery = self._echoes.get(int(sequence))
+        if delivery is not None:
+            delivery.answered(acker)
 
     def _apply(self, payload: str) -> None:
         origin, _, rest = payload.partition(":")
         sequence, separator, user_id = rest.partition(":")
-        if not separator or len(origin) != ORIGIN_LENGTH or not sequence.isdigit():
+        if (
+            not separator
+            or len(origin) != ORIGIN_LENGTH
+            or not set(origin) <= _HEX
+            or not sequence.isdigit()
+        ):
             self._cache.clear()  # not ours to parse: evicting everyone is always safe
         elif origin != self._origin:
             self._cache.invalidate(user_id)
+            self._acks_due.append(f"{origin}:{int(sequence)}:{self._origin}")
         else:
             with self._echo_lock:
-                echo = self._echoes.get(int(sequence))
-            if echo is not None:
-                echo.set()
+                delivery = self._echoes.get(int(sequence))
+            if delivery is not None:
+                delivery.echoed()
 
     def _query(self, pgconn: PGconn, sql: bytes) -> None:
         """Run one statement with a deadline; applies any notification that arrives meanwhile."""
@@ -243,7 +299,7 @@ class PostgresNotify:
             with self._apply_lock:
                 pgconn.consume_input()
                 while (notify := pgconn.notifies()) is not None:
-                    self._apply(notify.extra.decode(errors="replace"))
+                    self._receive(notify.relname.decode(), notify.extra.decode(errors="replace"))
                 busy = pgconn.is_busy()
             if not busy:
                 break
@@ -256,6 +312,36 @@ class PostgresNotify:
             )
         if failed or pgconn.status != pq.ConnStatus.OK:
             raise ListenerLost
+
+
+class _Delivery:
+    """One write's notification: delivered once the writer's own listener has heard it and
+    every peer listener counted in the write's transaction has answered."""
+
+    def __init__(self, peers: int) -> None:
+        self.peers = peers
+        self.done = threading.Event()
+        self._echo = False
+        self._answers: set[str] = set()
+        self._lock = threading.Lock()
+
+    def echoed(self) -> None:
+        with self._lock:
+            self._echo = True
+            self._check()
+
+    def answered(self, acker: str) -> None:
+        with self._lock:
+            self._answers.add(acker)
+            self._check()
+
+    def missing(self) -> int:
+        with self._lock:
+            return max(0, self.peers - len(self._answers))
+
+    def _check(self) -> None:
+        if self._echo and len(self._answers) >= self.peers:
+            self.done.set()
 
 
 def _readable(pgconn: PGconn, seconds: float) -> bool:
