@@ -36,12 +36,15 @@ class BodyLimitMiddleware:
         default_limit: int,
         authenticate: Authenticate | None = None,
         authenticated_prefixes: Sequence[str] = ("/v1/",),
+        only_prefixes: Sequence[str] | None = None,
     ) -> None:
         self.app = app
         self._limits = list(limits)
         self._default = default_limit
         self._authenticate = authenticate
         self._protected = tuple(authenticated_prefixes)
+        # When embedded in another app: its own routes are none of this layer's business.
+        self._only = tuple(only_prefixes) if only_prefixes is not None else None
 
     def limit_for(self, path: str) -> int:
         for prefix, limit in self._limits:
@@ -58,10 +61,10 @@ class BodyLimitMiddleware:
         has_body = (length is not None and length.strip() != b"0") or (
             b"transfer-encoding" in headers
         )
-        if not has_body:
+        path: str = scope["path"]
+        if not has_body or (self._only is not None and not path.startswith(self._only)):
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
         limit = self.limit_for(path)
         declared = int(length) if length is not None and length.strip().isdigit() else None
         if self._authenticate is not None and path.startswith(self._protected):

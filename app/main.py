@@ -106,6 +106,7 @@ def integrate(
         default_limit=settings.body_limit,
         authenticate=lambda: container.principal(),
         authenticated_prefixes=tuple(prefix + r.prefix + "/" for r in mounted if r.prefix),
+        only_prefixes=tuple(prefix + r.prefix for r in mounted if r.prefix),
     )
     install_openapi(app, tuple(prefix + r.prefix for r in mounted if r.prefix))
     install_access_log_redaction()
