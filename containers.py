@@ -63,7 +63,13 @@ class Container(containers.DeclarativeContainer):
     key_policy = di.Singleton(build_policy, settings)
 
     # One pool and SSL context per process; closed by the app's lifespan.
-    http = di.Singleton(SharedHttp, read_timeout=settings.provided.upstream_timeout)
+    http = di.Singleton(
+        SharedHttp,
+        read_timeout=settings.provided.upstream_timeout,
+        deadline=settings.provided.upstream_timeout,
+        stream_idle=settings.provided.upstream_stream_idle,
+        stream_deadline=settings.provided.upstream_stream_timeout,
+    )
 
     bearer_token = di.Callable(current_bearer_token)
     principal = RequestScoped(authenticate, bearer_token, token_verifier)

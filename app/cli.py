@@ -115,6 +115,8 @@ def token(
         raise _fail("`keyscope token` needs KEYSCOPE_JWT_SECRET (HS256)")
     if not sub.strip():
         raise _fail("SUB must not be empty")
+    if ttl > settings.jwt_max_ttl:
+        raise _fail(f"--ttl is above KEYSCOPE_JWT_MAX_TTL ({settings.jwt_max_ttl} s)")
     secret = settings.jwt_secret.get_secret_value()
     if not settings.is_production and "KEYSCOPE_JWT_SECRET" not in os.environ:
         where = settings.var_dir / "dev-jwt-secret"

@@ -45,6 +45,47 @@ class InvalidToken(AppError):
         return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
+class MissingToken(InvalidToken):
+    """No bearer credentials at all: the same 401, but RFC 6750 section 3.1 says a challenge
+    to a request without credentials carries no error code."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class BodyTooLarge(AppError):
+    """The request body is larger than the route accepts (checked before it is read)."""
+
+    status = 413
+    slug = "body-too-large"
+    title = "Request body too large"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    slug = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class InvalidKeyFormat(AppError):
+    """A key that cannot be the provider's key by a documented public format (only where the
+    vendor documents one: Copilot Cloud's publishable `ck_pub_` keys)."""
+
+    status = 422
+    slug = "invalid-key-format"
+    title = "Invalid key format"
+
+
+class KeyNotPublishable(AppError):
+    """The stored CopilotKit key is not a publishable `ck_pub_` key, so it is never handed to
+    a browser."""
+
+    status = 409
+    slug = "key-not-publishable"
+    title = "Stored key is not publishable"
+
+
 class UnknownProvider(AppError):
     """The provider in the URL is not one keyscope manages."""
 

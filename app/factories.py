@@ -6,14 +6,13 @@ take plain values, so they can be built by hand in tests.
 
 from functools import partial
 
-import jwt
-
 from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.errors import ConfigurationError
 from keyscope.app.keys.cache import RecordCache
 from keyscope.app.keys.coherence import Coherence, LocalOnly, SqliteRevisions, is_private_sqlite
 from keyscope.app.keys.records import UserRecords
 from keyscope.app.local_dev import with_local_secrets
+from keyscope.app.security.jwks import JwksKeys
 from keyscope.app.security.keyring import Keyring
 from keyscope.app.security.tokens import Principal, TokenVerifier
 from keyscope.app.settings import Settings
@@ -40,10 +39,16 @@ def build_token_verifier(settings: Settings) -> TokenVerifier:
         audience=settings.jwt_audience,
         issuer=settings.jwt_issuer,
         leeway=settings.jwt_leeway,
+        max_ttl=settings.jwt_max_ttl,
+        require_low_s=settings.jwt_require_low_s,
     )
     if settings.jwt_jwks_url:
-        client = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300, timeout=5)
-        return verifier(algorithms=configured or ["RS256"], jwks_client=client)
+        jwks = JwksKeys(
+            settings.jwt_jwks_url,
+            refresh_seconds=max(settings.jwt_jwks_refresh, settings.jwt_jwks_min_interval),
+            min_fetch_interval=settings.jwt_jwks_min_interval,
+        )
+        return verifier(algorithms=configured or ["RS256"], jwks=jwks)
     if settings.jwt_public_key:
         pem = settings.jwt_public_key
         default = ["ES256"] if "BEGIN EC PUBLIC KEY" in pem or _is_ec(pem) else ["RS256"]

@@ -13,10 +13,13 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
+from keyscope.app.access_log import install_access_log_redaction
+from keyscope.app.body_limit import BodyLimitMiddleware
 from keyscope.app.keys.router import router as keys_router
 from keyscope.app.legacy.wiring.binding import LegacyEnvMiddleware
 from keyscope.app.legacy.wiring.lifecycle import install_legacy_overlay, uninstall_legacy_overlay
 from keyscope.app.legacy.wiring.router import router as legacy_router
+from keyscope.app.openapi import install_openapi
 from keyscope.app.problems import install_error_handlers
 from keyscope.app.routes import copilotkit, exa, gemini, health
 from keyscope.app.scope import RequestScopeMiddleware
@@ -96,6 +99,20 @@ def integrate(
     app.router.lifespan_context = _chained(app.router.lifespan_context, container, legacy)
     if legacy:
         app.add_middleware(LegacyEnvMiddleware, container=container)
+    # Bodies are bounded, and authenticated on keyscope's routes, before they are read.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limits=[
+            (prefix + "/v1/keys", settings.keys_body_limit),
+            (prefix + "/v1/copilotkit/runtime", settings.runtime_body_limit),
+        ],
+        default_limit=settings.body_limit,
+        authenticate=lambda: container.principal(),
+        authenticated_prefixes=tuple(prefix + r.prefix + "/" for r in mounted if r.prefix),
+        only_prefixes=tuple(prefix + r.prefix for r in mounted if r.prefix),
+    )
+    install_openapi(app, tuple(prefix + r.prefix for r in mounted if r.prefix))
+    install_access_log_redaction()
     app.add_middleware(RequestScopeMiddleware, container=container)  # outermost: opens the scope
     app.state.container = container
     app.state.keyscope = Integration(
@@ -111,6 +128,9 @@ def create_app(container: Container | None = None, **fastapi_options: Any) -> Fa
     """
     fastapi_options.setdefault("title", "keyscope")
     fastapi_options.setdefault("version", "0.1.0")
+    # No trailing-slash redirects: a 307 before authentication makes clients re-send the
+    # request (and the key in its body) to another URL; keyscope's paths have one spelling.
+    fastapi_options.setdefault("redirect_slashes", False)
     app = FastAPI(**fastapi_options)
     integrate(
         app,

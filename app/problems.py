@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from keyscope.app.errors import PROBLEM_BASE, AppError
 from keyscope.providers.errors import ProviderError, RateLimited
@@ -67,23 +68,48 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
             422, "validation", "Invalid request", "The request did not validate.", errors=errors
         )
     if isinstance(exc, StarletteHTTPException):
-        return _http_problem(exc)
+        return _http_problem(request, exc)
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
     return problem(500, "internal", "Internal error", "An unexpected error occurred.")
 
 
-def _http_problem(exc: StarletteHTTPException) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts at this path (Starlette names only the first route's,
+    and `PUT` and `DELETE /v1/keys/{provider}` are two routes)."""
+    methods: set[str] = set()
+    probe = {"type": "http", "path": request.scope["path"], "root_path": "", "method": ""}
+    for route in _leaf_routes(request.app.router.routes):
+        match, _ = route.matches(probe)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+def _leaf_routes(routes: Any) -> Any:
+    # FastAPI keeps included routers as one node whose routes it lists as "effective" ones.
+    for route in routes:
+        nested = getattr(route, "effective_route_contexts", None)
+        if nested is not None:
+            yield from _leaf_routes(nested() if callable(nested) else nested)
+        else:
+            yield route
+
+
+def _http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """An HTTPException as a problem; a structured `detail` stays structured (JSON), never a
     Python repr: the title is the status phrase, and the detail goes in `detail` when it is a
     string, else in an extension member `errors`."""
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http")
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     try:
         phrase = HTTPStatus(exc.status_code).phrase
     except ValueError:
         phrase = "Error"
     if isinstance(exc.detail, str):
-        return problem(exc.status_code, slug, phrase, exc.detail, exc.headers)
-    return problem(exc.status_code, slug, phrase, phrase, exc.headers, errors=exc.detail)
+        return problem(exc.status_code, slug, phrase, exc.detail, headers)
+    return problem(exc.status_code, slug, phrase, phrase, headers, errors=exc.detail)
 
 
 class ProblemRoute(APIRoute):

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
     jwt_leeway: int = Field(default=30, ge=0, le=600)
+    jwt_max_ttl: int = Field(default=24 * 3600, ge=60)  # longest token lifetime accepted
+    jwt_require_low_s: bool = True  # refuse malleable (high-s) ECDSA signatures
+    jwt_jwks_refresh: float = Field(default=300.0, ge=1)  # a removed key's longest life
+    jwt_jwks_min_interval: float = Field(default=5.0, gt=0)  # fetch rate bound, new-kid wait
     legacy_env: Literal["off", "overlay"] = "off"
     # Managed names outside a request: absent (production default), raise (strict tests),
     # passthrough (local default: CLIs and scripts see the real environment).
@@ -79,7 +83,15 @@ class Settings(BaseSettings):
     cache_coherence: Literal["auto", "single-process"] = "auto"
     listener_heartbeat: float = Field(default=2.0, gt=0, le=60)
     listener_retry: float = Field(default=1.0, gt=0, le=60)
+    # Total deadline of one upstream call: connect, send and the whole answer.
     upstream_timeout: float = Field(default=60.0, gt=0)
+    # The CopilotKit runtime stream: the longest silence between chunks, and its whole life.
+    upstream_stream_idle: float = Field(default=30.0, gt=0)
+    upstream_stream_timeout: float = Field(default=600.0, gt=0)
+    # Request bodies, enforced before they are read: the keys API, the runtime proxy, the rest.
+    keys_body_limit: int = Field(default=8 * 1024, ge=256)  # a 4096-character key fits
+    runtime_body_limit: int = Field(default=1024 * 1024, ge=1024)
+    body_limit: int = Field(default=512 * 1024, ge=1024)
     gemini_default_model: str = "gemini-2.5-flash"
 
     gemini_api_key: SecretStr | None = _platform("GEMINI_API_KEY")

@@ -5,15 +5,18 @@ care needed is to stream the answer through without buffering it and to close th
 response when the body is done (or abandoned).
 """
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 
 import httpx
 
 from keyscope.providers import ProviderName
-from keyscope.providers.errors import ProviderError, error_for_status
+from keyscope.providers.errors import ProviderError, UpstreamTimeout, error_for_status
 from keyscope.providers.http import (
     SharedHttp,
+    deadline,
     error_for_transport,
     redact,
     require_header_safe_key,
@@ -22,6 +25,13 @@ from keyscope.providers.http import (
 
 DEFAULT_RUNTIME_URL = "https://api.cloud.copilotkit.ai/copilotkit/v1"
 KEY_HEADER = "X-CopilotCloud-Public-Api-Key"
+# Copilot Cloud's documented prefix for its publishable (browser-safe) keys.
+PUBLISHABLE_PREFIX = "ck_pub_"
+
+
+def is_publishable(key: str) -> bool:
+    return key.startswith(PUBLISHABLE_PREFIX) and len(key) > len(PUBLISHABLE_PREFIX)
+
 
 _PROVIDER = ProviderName.COPILOTKIT
 
@@ -34,16 +44,30 @@ _FORWARDED_RESPONSE_HEADERS = ("content-type", "cache-control", "content-languag
 _ERROR_BODY_LIMIT = 4096
 
 
+class StreamAborted(Exception):
+    """The upstream stream failed after its status line was sent: raised out of the body so
+    the server closes the connection without the final chunk. The client sees an incomplete
+    response (an error), never an ending that looks complete."""
+
+
 class UpstreamStream:
     """A 2xx upstream response whose body has not been read yet.
 
     Iterate it (once) for the body's chunks as they arrive; the upstream response is closed
     when iteration ends, fails or is abandoned. Call `aclose()` (or use `async with`) when the
     body may never be iterated, e.g. as a StreamingResponse background task.
+
+    Bounded twice: no more than `idle` seconds between chunks and `total` seconds in all. A
+    stream that stalls or breaks ends with, for server-sent events, a final `event: error`
+    whose data is a problem object, and then `StreamAborted`.
     """
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(
+        self, response: httpx.Response, *, idle: float = 30.0, total: float = 600.0
+    ) -> None:
         self._response = response
+        self._idle = idle
+        self._total = total
         self.status_code = response.status_code
         self.headers: Mapping[str, str] = {
             name: response.headers[name]
@@ -59,14 +83,31 @@ class UpstreamStream:
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + self._total
+        chunks = self._response.aiter_bytes().__aiter__()
+        failure: ProviderError | None = None
         try:
-            async for chunk in self._response.aiter_bytes():
+            while True:
+                wait = min(self._idle, ends_at - loop.time())
+                try:
+                    async with asyncio.timeout(max(wait, 0)):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    failure = UpstreamTimeout(_PROVIDER, "the stream stalled or ran too long")
+                    break
+                except httpx.HTTPError as exc:
+                    failure = error_for_transport(_PROVIDER, exc)
+                    break
                 yield chunk
-        except httpx.HTTPError as exc:
-            # The status line is already sent; the service can only cut the body short.
-            raise error_for_transport(_PROVIDER, exc) from None
         finally:
             await self._response.aclose()
+        assert failure is not None  # the loop only breaks after setting it
+        if "text/event-stream" in (self.media_type or ""):
+            yield _error_event(failure)
+        raise StreamAborted(str(failure))
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -119,7 +160,8 @@ class CopilotKitClient:
             headers={"content-type": content_type, "accept": accept, KEY_HEADER: self._public_key},
         )
         try:
-            response = await client.send(request, stream=True)
+            async with deadline(_PROVIDER, self._http.deadline):
+                response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise error_for_transport(_PROVIDER, exc) from None
         try:
@@ -129,7 +171,9 @@ class CopilotKitClient:
             # Also on cancellation: an unreturned response would hold its pooled connection.
             await response.aclose()
             raise
-        return UpstreamStream(response)
+        return UpstreamStream(
+            response, idle=self._http.stream_idle, total=self._http.stream_deadline
+        )
 
     async def _error_for(self, response: httpx.Response) -> ProviderError:
         head = bytearray()
@@ -151,3 +195,14 @@ class CopilotKitClient:
     def __repr__(self) -> str:
         # The key is publishable, but reprs end up in logs next to secret ones: keep the habit.
         return f"CopilotKitClient(runtime_url={self.runtime_url!r}, public_key=<redacted>)"
+
+
+def _error_event(failure: ProviderError) -> bytes:
+    """The last server-sent event of a broken stream: says why, as a problem object."""
+    problem = {
+        "type": "https://keyscope.dev/problems/provider-" + type(failure).__name__.lower(),
+        "title": failure.title,
+        "status": failure.status,
+        "detail": str(failure),
+    }
+    return f"event: error\ndata: {json.dumps(problem)}\n\n".encode()

@@ -13,6 +13,7 @@ from keyscope.providers import ProviderName
 from keyscope.providers.errors import ProviderError, Unavailable, error_for_status
 from keyscope.providers.http import (
     SharedHttp,
+    deadline,
     error_for_transport,
     redact,
     require_header_safe_key,
@@ -54,11 +55,12 @@ class ExaClient:
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = await self._http.async_client.post(
-                self.base_url + path,
-                json=payload,
-                headers={"x-api-key": self._api_key, "accept": "application/json"},
-            )
+            async with deadline(_PROVIDER, self._http.deadline):
+                response = await self._http.async_client.post(
+                    self.base_url + path,
+                    json=payload,
+                    headers={"x-api-key": self._api_key, "accept": "application/json"},
+                )
         except httpx.HTTPError as exc:
             raise error_for_transport(_PROVIDER, exc) from None
         if not 200 <= response.status_code < 300:

@@ -19,6 +19,12 @@ Behaviour is chosen by the key's prefix, so one server serves every test:
 | `boom`          | 500                                     | 500                    |
 | `garbage`       | 200 with a body that is not JSON        | same                   |
 | `slow`          | answers after `slow_seconds`            | same                   |
+| `trickle`       | the answer one byte every 0.2 s         | same (Copilot: stalls  |
+|                 |                                         | after its first event) |
+| `leak`          | 400 whose message echoes the key whole, | same                   |
+|                 | its tail, head and a middle slice       |                        |
+| `empty`         | 200 `{}` (no candidates)                | (Exa: 200 `{}`)        |
+| `wrongshape`    | 200 `{"candidates": [{"content": 7}]}`  | same body              |
 
 A Gemini model whose name starts with `missing` answers 404 NOT_FOUND.
 """
@@ -149,21 +155,33 @@ class _VendorHandler(BaseHTTPRequestHandler):
         if reply is None:
             reply = self.route(self.command, self.path.split("?", 1)[0], body)
         if reply is not None:
-            self._send(reply)
+            self._send(reply, trickle=(key or "").removeprefix("ck_pub_").startswith("trickle"))
 
-    def _behaviour(self, key: str | None) -> _Reply | None:
-        if key is None:
+    def _behaviour(self, full_key: str | None) -> _Reply | None:
+        if full_key is None:
             return self.missing_key()
+        # Copilot Cloud keys are `ck_pub_…`: the behaviour prefix follows it.
+        key = full_key.removeprefix("ck_pub_")
         if key.startswith("slow"):
             time.sleep(self.server.options.slow_seconds)
         elif key.startswith("garbage"):
             return _Reply(200, b"<html>upstream proxy error page</html>", content_type="text/html")
+        elif key.startswith("leak"):
+            k = full_key
+            echo = (
+                f"key {k} tail {k[-16:]} head {k[:12]} middle {k[len(k) // 3 : len(k) // 3 + 10]}"
+            )
+            return self.error_reply(400, f"Bad request for {echo}")
+        elif key.startswith("empty"):
+            return _Reply(200, {})
+        elif key.startswith("wrongshape"):
+            return _Reply(200, {"candidates": [{"content": 7}]})
         for prefix, reply in self.behaviours():
             if key.startswith(prefix):
                 return reply
         return None
 
-    def _send(self, reply: _Reply) -> None:
+    def _send(self, reply: _Reply, *, trickle: bool = False) -> None:
         payload = reply.body()
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
@@ -171,9 +189,18 @@ class _VendorHandler(BaseHTTPRequestHandler):
         for name, value in reply.headers:
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        if not trickle:
+            self.wfile.write(payload)
+            return
+        for index in range(len(payload)):  # each read is quick; the whole answer is not
+            self.wfile.write(payload[index : index + 1])
+            self.wfile.flush()
+            time.sleep(0.2)
 
     def missing_key(self) -> _Reply:
+        raise NotImplementedError
+
+    def error_reply(self, status: int, message: str) -> _Reply:
         raise NotImplementedError
 
     def behaviours(self) -> Iterable[tuple[str, _Reply]]:
@@ -200,6 +227,9 @@ _LIST_MODELS = re.compile(r"^/(v1|v1beta)/models$")
 class _GeminiHandler(_VendorHandler):
     provider = ProviderName.GEMINI
     key_header = "x-goog-api-key"
+
+    def error_reply(self, status: int, message: str) -> _Reply:
+        return _Reply(status, _google_error(status, "INVALID_ARGUMENT", message))
 
     def missing_key(self) -> _Reply:
         message = (
@@ -301,6 +331,9 @@ class _ExaHandler(_VendorHandler):
     provider = ProviderName.EXA
     key_header = "x-api-key"
 
+    def error_reply(self, status: int, message: str) -> _Reply:
+        return _exa_error(status, message, "INVALID_REQUEST")
+
     def missing_key(self) -> _Reply:
         return _exa_error(401, "Missing API key: pass it in the x-api-key header", "NO_API_KEY")
 
@@ -348,6 +381,9 @@ class _CopilotCloudHandler(_VendorHandler):
     provider = ProviderName.COPILOTKIT
     key_header = "x-copilotcloud-public-api-key"
 
+    def error_reply(self, status: int, message: str) -> _Reply:
+        return _copilot_error(status, message)
+
     def missing_key(self) -> _Reply:
         return _copilot_error(401, "Missing X-CopilotCloud-Public-Api-Key header")
 
@@ -376,7 +412,12 @@ class _CopilotCloudHandler(_VendorHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         echo = body[:200].decode("utf-8", errors="replace")
+        key = (self.headers.get(self.key_header) or "").removeprefix("ck_pub_")
         for index in range(options.stream_chunks):
+            if index == 1 and key.startswith("trickle"):
+                time.sleep(options.slow_seconds)  # stalls after the first event
+                self.close_connection = True
+                return
             event: dict[str, Any] = {"index": index, "of": options.stream_chunks}
             if index == options.stream_chunks - 1:
                 event["echo"] = echo  # ties the stream to the request it answers

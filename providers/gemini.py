@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pydantic
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
@@ -27,6 +28,7 @@ from keyscope.providers.errors import (
 )
 from keyscope.providers.http import (
     SharedHttp,
+    deadline,
     error_for_transport,
     redact,
     require_header_safe_key,
@@ -43,6 +45,7 @@ _PROVIDER = ProviderName.GEMINI
 # The SDK parses a 200 body with a bare json.loads, so a non-JSON answer (a proxy's HTML page)
 # surfaces as JSONDecodeError rather than as its own UnknownApiResponseError.
 _UPSTREAM_FAILURES = (
+    pydantic.ValidationError,  # a 200 whose body has the wrong shape
     genai_errors.APIError,
     genai_errors.UnknownApiResponseError,
     json.JSONDecodeError,
@@ -77,6 +80,7 @@ class GeminiClient:
         self._api_key = require_header_safe_key(_PROVIDER, api_key)
         self.base_url = base_url or DEFAULT_BASE_URL
         self.api_version = api_version
+        self._deadline = http.deadline
         options = gemini_http_options(self.base_url, http, api_version)
         # vertexai=False pins the Gemini Developer API even if GOOGLE_GENAI_USE_VERTEXAI is set.
         self._genai = genai.Client(api_key=self._api_key, vertexai=False, http_options=options)
@@ -86,18 +90,25 @@ class GeminiClient:
         if not model.strip():
             raise BadUpstreamRequest(_PROVIDER, "no model named")
         try:
-            response = await self._genai.aio.models.generate_content(model=model, contents=prompt)
+            async with deadline(_PROVIDER, self._deadline):
+                response = await self._genai.aio.models.generate_content(
+                    model=model, contents=prompt
+                )
         except _UPSTREAM_FAILURES as exc:
             raise _translate(exc, self._api_key) from None
-        text = response.text
+        try:
+            text = response.text
+        except (ValueError, TypeError, AttributeError):
+            raise Unavailable(_PROVIDER, "malformed answer") from None
         if text is None:
-            raise BadUpstreamRequest(_PROVIDER, _why_no_text(response))
+            raise _no_text(response)
         return GeminiAnswer(text=text, model=response.model_version or model)
 
     async def validate_key(self) -> None:
         """List one model: the cheapest call that proves the key is accepted."""
         try:
-            await self._genai.aio.models.list(config=types.ListModelsConfig(page_size=1))
+            async with deadline(_PROVIDER, self._deadline):
+                await self._genai.aio.models.list(config=types.ListModelsConfig(page_size=1))
         except _UPSTREAM_FAILURES as exc:
             raise _translate(exc, self._api_key) from None
 
@@ -154,14 +165,19 @@ def _retry_info_seconds(body: Any) -> int | None:
     return None
 
 
-def _why_no_text(response: types.GenerateContentResponse) -> str:
-    """Explain an answer without text (a blocked prompt, a safety stop) without quoting it."""
+def _no_text(response: types.GenerateContentResponse) -> ProviderError:
+    """An answer without text: a refusal Gemini explains (the request's fault, 400) or a
+    body without the expected shape (a broken upstream, 502). Never quotes the answer."""
     feedback = response.prompt_feedback
     if feedback is not None and feedback.block_reason is not None:
-        return f"prompt blocked ({feedback.block_reason.value})"
-    if response.candidates and response.candidates[0].finish_reason is not None:
-        return f"no text in the answer (finish reason {response.candidates[0].finish_reason.value})"
-    return "no text in the answer"
+        return BadUpstreamRequest(_PROVIDER, f"prompt blocked ({feedback.block_reason.value})")
+    candidate = response.candidates[0] if response.candidates else None
+    reason = candidate.finish_reason if candidate is not None else None
+    if reason is not None and reason.value not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
+        return BadUpstreamRequest(
+            _PROVIDER, f"no text in the answer (finish reason {reason.value})"
+        )
+    return Unavailable(_PROVIDER, "malformed answer: no candidate text")
 
 
 def gemini_http_options(
@@ -207,4 +223,6 @@ def _translate(exc: Exception, api_key: str) -> ProviderError:
         return _error_for_api_error(exc, api_key)
     if isinstance(exc, httpx.HTTPError):
         return error_for_transport(_PROVIDER, exc)
+    if isinstance(exc, pydantic.ValidationError):
+        return Unavailable(_PROVIDER, "malformed answer")
     return Unavailable(_PROVIDER, "upstream answer was not JSON")

@@ -6,10 +6,13 @@ with the caller's key and borrow these; they never close them. `SharedHttp.aclos
 application's shutdown.
 """
 
+import asyncio
+import contextlib
 import email.utils
 import math
 import ssl
 import time
+from collections.abc import AsyncIterator
 from types import TracebackType
 
 import httpx
@@ -41,7 +44,15 @@ class SharedHttp:
         max_keepalive_connections: int = 64,
         keepalive_expiry: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        deadline: float = 60.0,
+        stream_idle: float = 30.0,
+        stream_deadline: float = 600.0,
     ) -> None:
+        # httpx's timeouts bound each read, so a trickled answer could take forever: `deadline`
+        # bounds a whole call (connect, send, the complete answer; for a stream, its headers).
+        self.deadline = deadline
+        self.stream_idle = stream_idle
+        self.stream_deadline = stream_deadline
         self.timeout = httpx.Timeout(
             connect=connect_timeout, read=read_timeout, write=write_timeout, pool=pool_timeout
         )
@@ -111,10 +122,33 @@ def require_header_safe_key(provider: ProviderName, key: str) -> str:
     return key
 
 
+MIN_FRAGMENT = 6
+
+
 def redact(text: str, secret: str, *, limit: int = 200) -> str:
-    """Remove `secret` from upstream text we quote in errors, and keep the quote short."""
+    """Upstream text we may quote in errors, with every fragment of `secret` removed.
+
+    Upstreams echo keys whole, or a tail ("...ab12cd34ef"), a head or a middle slice: every
+    run of text that matches any substring of the key of MIN_FRAGMENT characters or more
+    (case-insensitively) becomes `[redacted]`. A key shorter than that cannot be told apart
+    from ordinary text, so the upstream text is dropped altogether.
+    """
+    if secret and len(secret) < MIN_FRAGMENT:
+        return ""
     if secret:
-        text = text.replace(secret, "[redacted]")
+        grams = {secret[i : i + MIN_FRAGMENT].lower() for i in range(len(secret) - 5)}
+        lowered = text.lower()
+        hidden = bytearray(len(text))
+        for i in range(len(text) - MIN_FRAGMENT + 1):
+            if lowered[i : i + MIN_FRAGMENT] in grams:
+                hidden[i : i + MIN_FRAGMENT] = b"\x01" * MIN_FRAGMENT
+        pieces: list[str] = []
+        for i, ch in enumerate(text):
+            if not hidden[i]:
+                pieces.append(ch)
+            elif i == 0 or not hidden[i - 1]:
+                pieces.append("[redacted]")
+        text = "".join(pieces)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -132,6 +166,16 @@ def retry_after_seconds(headers: httpx.Headers) -> int | None:
     except (TypeError, ValueError):
         return None
     return max(0, math.ceil(when.timestamp() - time.time()))
+
+
+@contextlib.asynccontextmanager
+async def deadline(provider: ProviderName, seconds: float) -> AsyncIterator[None]:
+    """Bound everything inside to `seconds` in total; past it, UpstreamTimeout (a 504)."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        raise UpstreamTimeout(provider, f"no complete answer within {seconds:g} s") from None
 
 
 def error_for_transport(provider: ProviderName, exc: httpx.HTTPError) -> ProviderError:

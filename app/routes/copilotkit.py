@@ -9,19 +9,12 @@ from starlette.responses import Response, StreamingResponse
 
 from keyscope.app.clients import key_origin
 from keyscope.app.deps import CopilotKitDep
-from keyscope.app.errors import AppError
+from keyscope.app.errors import KeyNotPublishable
 from keyscope.app.problems import ProblemRoute
 from keyscope.providers import ProviderName
+from keyscope.providers.copilotkit import PUBLISHABLE_PREFIX, is_publishable
 
 router = APIRouter(route_class=ProblemRoute, prefix="/v1/copilotkit", tags=["copilotkit"])
-
-MAX_RUNTIME_BODY_BYTES = 1024 * 1024
-
-
-class BodyTooLarge(AppError):
-    status = 413
-    slug = "body-too-large"
-    title = "Request body too large"
 
 
 class CopilotKitConfig(BaseModel):
@@ -41,7 +34,15 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
     responses={200: {"model": CopilotKitConfig, "content": {"application/json": {}}}},
 )
 async def config(copilotkit: CopilotKitDep) -> Response:
-    """The caller's Copilot Cloud public key (`ck_pub_…`, publishable by design), for the UI."""
+    """The caller's Copilot Cloud public key (`ck_pub_…`, publishable by design), for the UI.
+
+    Anything else (a row stored before keys were checked, an operator's platform key) is
+    never returned: this answer goes to browsers."""
+    if not is_publishable(copilotkit.public_key):
+        raise KeyNotPublishable(
+            f"The CopilotKit key in use is not a {PUBLISHABLE_PREFIX} key; store a publishable "
+            "one with PUT /v1/keys/copilotkit."
+        )
     # The body is built here from values keyscope produced itself, so it is encoded directly
     # instead of being validated again against the response model (documented above).
     origin = key_origin(ProviderName.COPILOTKIT)
@@ -53,10 +54,25 @@ async def config(copilotkit: CopilotKitDep) -> Response:
     return Response(_encode(body).encode(), media_type="application/json")
 
 
-@router.post("/runtime")
+@router.post(
+    "/runtime",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "Copilot Cloud's answer, streamed as it arrives",
+            "content": {"text/event-stream": {}},
+        }
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def runtime(request: Request, copilotkit: CopilotKitDep) -> StreamingResponse:
     """Forward the body to Copilot Cloud with the caller's key; stream the answer back."""
-    body = await _bounded_body(request)
+    body = await request.body()  # bounded before it is read: app/body_limit.py
     upstream = await copilotkit.stream(
         body,
         request.headers.get("content-type", "application/json"),
@@ -69,15 +85,3 @@ async def runtime(request: Request, copilotkit: CopilotKitDep) -> StreamingRespo
         # Closes the upstream response if the client goes away before the body is done.
         background=BackgroundTask(upstream.aclose),
     )
-
-
-async def _bounded_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_RUNTIME_BODY_BYTES:
-        raise BodyTooLarge(f"The runtime body is limited to {MAX_RUNTIME_BODY_BYTES} bytes.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_RUNTIME_BODY_BYTES:
-            raise BodyTooLarge(f"The runtime body is limited to {MAX_RUNTIME_BODY_BYTES} bytes.")
-    return bytes(body)

@@ -1,10 +1,12 @@
 """Bearer-token verification with PyJWT.
 
 Algorithms come from configuration, never from the token header; `exp` and `sub` are
-required; audience and issuer are checked when configured. PyJWT alone would accept a token
-without `exp`, a numeric-string `exp` and megabyte claims, so size and claim shapes are
-bounded here before and after decoding. Verified tokens are cached by their exact string until
-they expire (a signature check costs a sizeable share of a bare request: docs/performance.md).
+required, `iat` is optional; audience and issuer are checked when configured. PyJWT alone would
+accept a token without `exp`, a numeric-string `exp`, an `exp` centuries away, duplicate claim
+names, a padded signature, a high-s ECDSA signature and megabyte claims, so size, shape
+(app/security/token_shape.py) and claims are checked here before and after decoding; a token
+may live at most `max_ttl` seconds. Verified tokens are cached by their exact string until they
+expire (a signature check costs a sizeable share of a bare request: docs/performance.md).
 """
 
 import re
@@ -17,13 +19,16 @@ from typing import Any
 import anyio.to_thread
 import jwt
 
-from keyscope.app.errors import InvalidToken
+from keyscope.app.errors import InvalidToken, MissingToken
+from keyscope.app.security.jwks import JwksKeys, Lookup
+from keyscope.app.security.token_shape import MalformedToken, check_token_shape
 
 MAX_TOKEN_BYTES = 8 * 1024
 MAX_SUBJECT_CHARS = 255
 _SUBJECT_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
 _CACHE_MAX_ENTRIES = 50_000
 _CACHE_MAX_SECONDS = 300.0
+DEFAULT_MAX_TTL = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -42,21 +47,25 @@ class TokenVerifier:
         *,
         algorithms: list[str],
         key: str | bytes | None = None,
-        jwks_client: jwt.PyJWKClient | None = None,
+        jwks: JwksKeys | None = None,
         audience: str | None = None,
         issuer: str | None = None,
         leeway: int = 30,
+        max_ttl: int = DEFAULT_MAX_TTL,
+        require_low_s: bool = True,
     ) -> None:
-        if (key is None) == (jwks_client is None):
-            raise ValueError("give exactly one of key or jwks_client")
+        if (key is None) == (jwks is None):
+            raise ValueError("give exactly one of key or jwks")
         if not algorithms or "none" in {a.lower() for a in algorithms}:
             raise ValueError("algorithms must be pinned and must not include 'none'")
         self._algorithms = algorithms
         self._key = key
-        self._jwks = jwks_client
+        self._jwks = jwks
         self._audience = audience
         self._issuer = issuer
         self._leeway = leeway
+        self._max_ttl = max_ttl
+        self._require_low_s = require_low_s
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._cache_lock = Lock()
 
@@ -65,9 +74,13 @@ class TokenVerifier:
         principal = self.verify_now(token)
         if principal is not None:
             return principal
-        assert token is not None  # verify_now() rejected every other case
-        # The JWKS client fetches over blocking urllib on a cache miss: keep it off the loop.
-        key = await anyio.to_thread.run_sync(self._signing_key, token)
+        assert token is not None  # verify_now() handled the rest
+        assert self._jwks is not None
+        kid = _kid(check_token_shape(token, require_low_s=self._require_low_s))
+        # The key set is fetched over blocking urllib: keep it off the loop.
+        key = await anyio.to_thread.run_sync(self._jwks.key, kid)
+        if key is None:
+            raise InvalidToken
         principal = self._decode(token, key)
         self._remember(token, principal)
         return principal
@@ -78,23 +91,27 @@ class TokenVerifier:
 
         CPU only (short for a token not seen before, a dict lookup once cached), so it may
         run on the event loop."""
-        if not token or len(token) > MAX_TOKEN_BYTES:
+        if not token:
+            raise MissingToken
+        if len(token) > MAX_TOKEN_BYTES:
             raise InvalidToken
         cached = self._cached(token)
         if cached is not None:
             return cached
+        try:
+            header = check_token_shape(token, require_low_s=self._require_low_s)
+        except MalformedToken:
+            raise InvalidToken from None
+        key: Any = self._key
         if self._jwks is not None:
-            return None
-        principal = self._decode(token, self._key)
+            key = self._jwks.key_now(_kid(header))
+            if key is Lookup.FETCH:
+                return None
+            if key is Lookup.UNKNOWN:
+                raise InvalidToken
+        principal = self._decode(token, key)
         self._remember(token, principal)
         return principal
-
-    def _signing_key(self, token: str) -> Any:
-        assert self._jwks is not None
-        try:
-            return self._jwks.get_signing_key_from_jwt(token).key
-        except (jwt.PyJWTError, OSError):
-            raise InvalidToken from None
 
     def _decode(self, token: str, key: Any) -> Principal:
         try:
@@ -111,7 +128,7 @@ class TokenVerifier:
                     "verify_iss": self._issuer is not None,
                 },
             )
-        except (jwt.PyJWTError, ValueError, TypeError):
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
             raise InvalidToken from None
         subject, expires = claims.get("sub"), claims.get("exp")
         if not isinstance(subject, str) or not subject.strip():
@@ -120,6 +137,12 @@ class TokenVerifier:
             raise InvalidToken
         # PyJWT accepts "exp": "1700000000"; a string here means a sloppy or forged issuer.
         if isinstance(expires, bool) or not isinstance(expires, int | float):
+            raise InvalidToken
+        # A token that never expires is a stolen token that never expires.
+        if expires > time.time() + self._max_ttl + self._leeway:
+            raise InvalidToken
+        issued = claims.get("iat")
+        if issued is not None and (not _is_number(issued) or expires - issued > self._max_ttl):
             raise InvalidToken
         return Principal(subject=subject, expires_at=float(expires))
 
@@ -137,11 +160,25 @@ class TokenVerifier:
     def _remember(self, token: str, principal: Principal) -> None:
         # Bounded twice: by the token's own expiry and by a ceiling, so a key change at the
         # identity provider is picked up within minutes even for long-lived tokens.
-        valid_until = min(principal.expires_at + self._leeway, time.time() + _CACHE_MAX_SECONDS)
+        ceiling = _CACHE_MAX_SECONDS
+        if self._jwks is not None:  # no longer than the key set that verified it is current
+            ceiling = min(ceiling, self._jwks.seconds_fresh())
+        valid_until = min(principal.expires_at + self._leeway, time.time() + ceiling)
         with self._cache_lock:
             self._cache[token] = (principal, valid_until)
             while len(self._cache) > _CACHE_MAX_ENTRIES:
                 self._cache.popitem(last=False)
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)
+
+
+def _kid(header: dict[str, Any]) -> str:
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > 256:
+        raise InvalidToken
+    return kid
 
 
 def mint_token(

@@ -31,6 +31,8 @@ WEB_ALLOWED = {
     "app/routes/gemini.py": "a router",
     "app/routes/health.py": "a router",
     "app/testing.py": "the testing kit: builds apps around test containers",
+    "app/body_limit.py": "BodyLimitMiddleware (pure ASGI)",
+    "app/openapi.py": "post-processes the app's OpenAPI document",
 }
 WEB_PACKAGES = ("fastapi", "starlette")
 

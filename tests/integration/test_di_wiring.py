@@ -146,7 +146,7 @@ async def test_provide_cold_and_warm(wired: Container, upstreams: FakeUpstreams)
             for provider in ProviderName:
                 stored = await client.put(
                     f"/v1/keys/{provider.value}",
-                    json={"api_key": f"{key}-{provider.value}"},
+                    json={"api_key": f"{ck(provider)}{key}-{provider.value}"},
                     headers=headers,
                 )
                 assert stored.status_code == 200, stored.text
@@ -162,7 +162,7 @@ async def test_provide_cold_and_warm(wired: Container, upstreams: FakeUpstreams)
                 if "gemini" in body:
                     assert body["gemini"] == f"{key}-gemini"
                 if "key" in body:
-                    assert body["key"] == f"{key}-copilotkit"
+                    assert body["key"] == f"ck_pub_{key}-copilotkit"
                 if path.endswith("everything"):
                     seen = {r.key for r in upstreams.records()}
                     assert seen == {f"{key}-gemini", f"{key}-exa"}, (path, attempt)
@@ -180,3 +180,8 @@ async def test_provide_outside_any_request_names_the_alternative(wired: Containe
 
     with pytest.raises(OutsideRequestScope, match="request_scope"):
         wired.user_keys()
+
+
+def ck(provider: ProviderName) -> str:
+    """CopilotKit keys must be publishable (`ck_pub_…`)."""
+    return "ck_pub_" if provider is ProviderName.COPILOTKIT else ""
