@@ -19,6 +19,7 @@ from keyscope.app.legacy.wiring.lifecycle import install_legacy_overlay, uninsta
 from keyscope.app.legacy.wiring.router import router as legacy_router
 from keyscope.app.problems import install_error_handlers
 from keyscope.app.routes import copilotkit, exa, gemini, health
+from keyscope.app.schema import report_schema_at_startup
 from keyscope.app.scope import RequestScopeMiddleware
 from keyscope.containers import Container
 
@@ -133,6 +134,7 @@ def _chained(inner: Lifespan, container: Container, legacy: bool) -> Lifespan:
 
 @asynccontextmanager
 async def keyscope_lifespan(container: Container, legacy: bool) -> AsyncIterator[None]:
+    await anyio.to_thread.run_sync(report_schema_at_startup, container.engine())
     await anyio.to_thread.run_sync(_report_unknown_key_ids, container)
     if legacy:
         install_legacy_overlay(container)
