@@ -13,6 +13,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
+from keyscope.app.db import require_driver
 from keyscope.app.keys.router import router as keys_router
 from keyscope.app.legacy.wiring.binding import LegacyEnvMiddleware
 from keyscope.app.legacy.wiring.lifecycle import install_legacy_overlay, uninstall_legacy_overlay
@@ -74,6 +75,7 @@ def integrate(
     settings = container.settings()
     settings.check_production()
     container.keyring()  # a bad keyring fails here, at start-up, not on the first request
+    require_driver(settings.database_url)  # e.g. PostgreSQL without the [postgres] extra
     legacy = settings.legacy_env == "overlay"
 
     # Routes are matched in order, each one passed costs a little: the per-request provider

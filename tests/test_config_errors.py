@@ -107,3 +107,19 @@ def test_keygen_jwt_secret_is_long_enough_for_production(tmp_path: Path) -> None
     secret = result.stdout.strip()
     assert len(secret) >= 32
     assert ":" not in secret
+
+
+def test_uvicorn_with_postgres_url_without_psycopg_is_one_line(tmp_path: Path) -> None:
+    """Under uvicorn too, a missing psycopg is one line at import, not a lifespan traceback."""
+    code = BLOCK_PSYCOPG + (
+        "import uvicorn; sys.argv = ['uvicorn', 'keyscope.app.asgi:app', '--port', '0']; "
+        "uvicorn.main()"
+    )
+    result = _run(
+        [sys.executable, "-c", code],
+        tmp_path,
+        KEYSCOPE_DATABASE_URL="postgresql+psycopg://postgres@127.0.0.1:9/none",
+        KEYSCOPE_MASTER_KEYS=MASTER_KEY_K1,
+        KEYSCOPE_JWT_SECRET=JWT_SECRET,
+    )
+    _one_line(result, "keyscope[postgres]")
