@@ -67,12 +67,15 @@ def _scripts() -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config("sqlite://"))
 
 
+@cache
 def head_revisions() -> frozenset[str]:
     """The head revision id(s) of keyscope's migration history."""
     return frozenset(_scripts().get_heads())
 
 
+@cache
 def all_revisions() -> frozenset[str]:
+    """Every revision id keyscope's history knows."""
     return frozenset(script.revision for script in _scripts().walk_revisions())
 
 
