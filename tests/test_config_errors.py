@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from keyscope.app.security.keyring import Keyring
-from tests.conftest import JWT_SECRET, MASTER_KEY_K1
+from tests.support.settings import JWT_SECRET, MASTER_KEY_K1
 
 BLOCK_PSYCOPG = "import sys; sys.modules['psycopg'] = None; "
 

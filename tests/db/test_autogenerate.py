@@ -8,8 +8,8 @@ from pathlib import Path
 from alembic import command
 
 from keyscope.app.migrate import alembic_config, head_revisions, upgrade
-from tests.support.databases import sqlite_url
 from tests.db.host_history import host_upgrade
+from tests.support.databases import sqlite_url
 
 KEYSCOPE_VERSIONS = Path(__file__).parents[2] / "migrations" / "versions"
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from keyscope.app.migrate import VERSION_TABLE, head_revisions, upgrade
-from tests.support.databases import postgres_database, sqlite_url
 from tests.db.host_history import HOST_HEAD, host_downgrade, host_upgrade
+from tests.support.databases import postgres_database, sqlite_url
 
 
 @contextmanager

@@ -14,8 +14,8 @@ from keyscope.app.db import make_engine
 from keyscope.app.main import create_app
 from keyscope.app.migrate import VERSION_TABLE, alembic_config, upgrade
 from keyscope.containers import Container
-from tests.conftest import make_settings
-from tests.databases import postgres_database, sqlite_url
+from tests.support.databases import postgres_database, sqlite_url
+from tests.support.settings import make_settings
 
 SCHEMA_PROBLEM = "https://keyscope.dev/problems/schema-not-migrated"
 
