@@ -30,8 +30,21 @@ def _container() -> "Container":
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    # Plain text, not rich: one unwrapped line, and brackets in messages are not markup.
+    print(f"keyscope: error: {message}", file=sys.stderr)
     return typer.Exit(code=2)
+
+
+def _validated(container: "Container") -> "Container":
+    """Everything the server would refuse at start-up, checked before anything is changed."""
+    from keyscope.app.db import require_driver
+
+    settings = container.settings()  # invalid values, production secrets
+    container.keyring()  # a malformed keyring
+    container.token_verifier()
+    settings.fallback_providers()
+    require_driver(settings.database_url)  # e.g. PostgreSQL without the [postgres] extra
+    return container
 
 
 @cli.command()
@@ -61,8 +74,7 @@ def serve(
     is off unless --access-log (see docs/performance.md for what it costs)."""
     import uvicorn
 
-    container = _container()
-    settings = container.settings()
+    settings = _validated(_container()).settings()
     if workers > 1 and settings.key_cache_ttl > 0 and settings.cache_coherence == "single-process":
         # Workers hear each other's writes unless told they are alone: say what that means.
         console.print(
@@ -91,8 +103,15 @@ def serve(
 
 @cli.command("migrate")
 def migrate_command() -> None:
-    """Apply every migration (`alembic upgrade head`) to KEYSCOPE_DATABASE_URL."""
-    _migrate(_container().settings().database_url)
+    """Apply keyscope's migrations (`alembic upgrade head`) to KEYSCOPE_DATABASE_URL.
+
+    Needs only the database URL (no keyring or JWT settings), so a deployment's migration job
+    can run it alone. keyscope's revision is kept in `keyscope_alembic_version`, apart from the
+    host application's own Alembic history.
+    """
+    from keyscope.app.settings import read_settings
+
+    _migrate(read_settings().database_url)
 
 
 def _migrate(url: str) -> None:
@@ -133,10 +152,26 @@ def token(
 
 
 @cli.command()
-def keygen(kid: str = "k1") -> None:
-    """Print a new master key entry (kid:base64) to put first in KEYSCOPE_MASTER_KEYS."""
-    from keyscope.app.security.keyring import new_master_key_entry
+def keygen(
+    kid: Annotated[str, typer.Argument(help="Id of the new master key.")] = "k1",
+    jwt_secret: Annotated[
+        bool, typer.Option("--jwt-secret", help="Print a KEYSCOPE_JWT_SECRET value instead.")
+    ] = False,
+) -> None:
+    """Print a new master key entry (KID:base64 of 32 random bytes) for KEYSCOPE_MASTER_KEYS.
 
+    Put it first to make it the primary key, keep the old entries after it until `keyscope
+    rotate` has re-wrapped every stored key. With --jwt-secret, print an HS256 secret instead.
+    """
+    import secrets
+
+    from keyscope.app.security.keyring import is_valid_key_id, new_master_key_entry
+
+    if jwt_secret:
+        typer.echo(secrets.token_urlsafe(48))
+        return
+    if not is_valid_key_id(kid):
+        raise _fail("KID must be 1-64 characters of letters, digits, '.', '_' or '-'")
     typer.echo(new_master_key_entry(kid))
 
 
@@ -237,13 +272,15 @@ def legacy_scan(
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # One line per request (httpx) or per SDK call (google-genai's "AFC is enabled") is noise.
-    for chatty in ("httpx", "google_genai"):
+    # One line per request (httpx) or per SDK call (google-genai's "AFC is enabled") is noise,
+    # and so are Alembic's plugin announcements on every migrate.
+    for chatty in ("httpx", "google_genai", "alembic.runtime.plugins"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         cli()
     except ConfigurationError as exc:
-        console.print(f"[bold red]configuration error:[/] {exc}")
+        # Plain text, not rich: one unwrapped line, and `[postgres]` is not markup.
+        print(f"keyscope: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
 
 

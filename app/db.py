@@ -13,7 +13,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from keyscope.app.errors import DatabaseUnavailable
+from keyscope.app.errors import ConfigurationError, DatabaseUnavailable, SchemaNotMigrated
+
+# SQLSTATEs PostgreSQL raises for a missing table / column: the schema is not migrated.
+_UNDEFINED_OBJECT_STATES = frozenset({"42P01", "42703"})
+_SQLITE_MISSING = ("no such table", "no such column")
 
 # Stable constraint names, so migrations written on SQLite replay on PostgreSQL.
 NAMING_CONVENTION = {
@@ -35,6 +39,7 @@ def make_engine(url: str, *, statement_timeout_ms: int = 5_000) -> Engine:
     after `tcp_user_timeout`, an idle peer after the keepalive probes), and a checkout waits
     for a pooled connection at most as long as a statement may run. The key store adds a
     deadline of its own around every call (app/keys/store.py)."""
+    require_driver(url)
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -76,6 +81,8 @@ def database_errors() -> Iterator[None]:
     except PoolTimeout:
         raise DatabaseUnavailable from None
     except (OperationalError, DBAPIError) as exc:
+        if _is_missing_schema(exc):
+            raise SchemaNotMigrated from None
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
             raise DatabaseUnavailable from None
         raise
@@ -90,3 +97,36 @@ def ensure_sqlite_directory(url: str) -> None:
         from pathlib import Path
 
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _is_missing_schema(exc: DBAPIError) -> bool:
+    """A query failed because keyscope's tables or columns do not exist (only ever called on
+    the error path, so the hot path pays nothing for it)."""
+    if getattr(exc.orig, "sqlstate", None) in _UNDEFINED_OBJECT_STATES:
+        return True
+    return isinstance(exc, OperationalError) and str(exc.orig).startswith(_SQLITE_MISSING)
+
+
+def require_driver(url: str) -> None:
+    """Fail with one line when the URL is malformed or its database driver is not installed
+    (the message never repeats the URL: it may hold a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        dialect = make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        raise ConfigurationError(
+            "KEYSCOPE_DATABASE_URL is not a database URL SQLAlchemy understands"
+        ) from None
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        if dialect.name == "postgresql":
+            raise ConfigurationError(
+                "KEYSCOPE_DATABASE_URL is a PostgreSQL URL but its driver is not installed: "
+                "pip install 'keyscope[postgres]' (psycopg)"
+            ) from None
+        raise ConfigurationError(
+            f"the database driver for KEYSCOPE_DATABASE_URL ({dialect.name}) is not installed"
+        ) from None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 
 from dependency_injector import providers as di
 from fastapi import Depends, Request
+from sqlalchemy import Engine
 
 from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.keys.store import KeyStore
@@ -76,6 +77,7 @@ exa_client = request_dependency(lambda c: c.exa_client)
 copilotkit_client = request_dependency(lambda c: c.copilotkit_client)
 key_store = app_dependency(lambda c: c.key_store)
 settings = app_dependency(lambda c: c.settings)
+engine = app_dependency(lambda c: c.engine)
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
 UserKeysDep = Annotated[UserKeys, Depends(user_keys)]
@@ -84,3 +86,4 @@ ExaDep = Annotated[ExaClient, Depends(exa_client)]
 CopilotKitDep = Annotated[CopilotKitClient, Depends(copilotkit_client)]
 KeyStoreDep = Annotated[KeyStore, Depends(key_store)]
 SettingsDep = Annotated[Settings, Depends(settings)]
+EngineDep = Annotated[Engine, Depends(engine)]

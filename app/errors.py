@@ -134,6 +134,17 @@ class DatabaseUnavailable(AppError):
         return {"Retry-After": "1"}
 
 
+class SchemaNotMigrated(AppError):
+    """keyscope's tables are missing or behind its migrations: an operator step was skipped."""
+
+    status = 503
+    slug = "schema-not-migrated"
+    title = "Schema not migrated"
+
+    def __init__(self) -> None:
+        super().__init__("The key database schema is not migrated: run `keyscope migrate`.")
+
+
 class OutsideRequestScope(AppError):
     """A request-scoped value was asked for where no request scope is open (a programming
     error: open one with `request_scope()` in jobs and tests)."""

@@ -15,12 +15,12 @@ from keyscope.app.local_dev import with_local_secrets
 from keyscope.app.security.jwks import JwksKeys
 from keyscope.app.security.keyring import Keyring
 from keyscope.app.security.tokens import Principal, TokenVerifier
-from keyscope.app.settings import Settings
+from keyscope.app.settings import Settings, read_settings
 from keyscope.app.user_keys import KeyPolicy
 
 
 def load_settings() -> Settings:
-    settings = with_local_secrets(Settings())
+    settings = with_local_secrets(read_settings())
     settings.check_production()
     return settings
 

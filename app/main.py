@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI
 
 from keyscope.app.access_log import install_access_log_redaction
 from keyscope.app.body_limit import BodyLimitMiddleware
+from keyscope.app.db import require_driver
 from keyscope.app.keys.router import router as keys_router
 from keyscope.app.legacy.wiring.binding import LegacyEnvMiddleware
 from keyscope.app.legacy.wiring.lifecycle import install_legacy_overlay, uninstall_legacy_overlay
@@ -22,6 +23,7 @@ from keyscope.app.legacy.wiring.router import router as legacy_router
 from keyscope.app.openapi import install_openapi
 from keyscope.app.problems import install_error_handlers
 from keyscope.app.routes import copilotkit, exa, gemini, health
+from keyscope.app.schema import report_schema_at_startup
 from keyscope.app.scope import RequestScopeMiddleware
 from keyscope.containers import Container
 
@@ -79,6 +81,7 @@ def integrate(
     settings = container.settings()
     settings.check_production()
     container.keyring()  # a bad keyring fails here, at start-up, not on the first request
+    require_driver(settings.database_url)  # e.g. PostgreSQL without the [postgres] extra
     legacy = settings.legacy_env == "overlay"
 
     # Routes are matched in order, each one passed costs a little: the per-request provider
@@ -156,6 +159,7 @@ def _chained(inner: Lifespan, container: Container, legacy: bool) -> Lifespan:
 
 @asynccontextmanager
 async def keyscope_lifespan(container: Container, legacy: bool) -> AsyncIterator[None]:
+    await anyio.to_thread.run_sync(report_schema_at_startup, container.engine())
     await anyio.to_thread.run_sync(_report_unknown_key_ids, container)
     coherence = container.key_store().coherence
     await anyio.to_thread.run_sync(coherence.start, COHERENCE_START_WAIT_SECONDS)

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from keyscope.app.errors import ConfigurationError
@@ -150,3 +150,24 @@ class Settings(BaseSettings):
 
 def _is_placeholder(value: SecretStr | None) -> bool:
     return value is None or value.get_secret_value().strip().lower() in PLACEHOLDERS
+
+
+def read_settings() -> Settings:
+    """`Settings()` from the environment, invalid values reported as one ConfigurationError
+    line per setting name (pydantic's own report is many lines and may quote the value)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"{_variable(error['loc'])}: {error['msg']}" for error in exc.errors())
+        raise ConfigurationError(f"invalid setting: {problems}") from None
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    if name.upper() == name:  # already an environment variable name (an alias)
+        return name
+    field = Settings.model_fields.get(name)
+    alias = field.validation_alias if field is not None else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"KEYSCOPE_{name.upper()}"

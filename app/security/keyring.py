@@ -63,6 +63,11 @@ class Keyring:
         return kid in self.keys
 
 
+def is_valid_key_id(kid: str) -> bool:
+    """Whether `kid` may name a master key (what `Keyring.parse` accepts)."""
+    return _KID.match(kid) is not None
+
+
 def new_master_key_entry(kid: str) -> str:
     """A fresh `kid:base64` entry, for `keyscope keygen` and the local dev keyring."""
     return f"{kid}:{base64.b64encode(secrets.token_bytes(MASTER_KEY_BYTES)).decode()}"

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from keyscope.app.db import metadata
-from keyscope.app.migrate import alembic_config, upgrade
+from keyscope.app.migrate import VERSION_TABLE, alembic_config, upgrade
 from tests.support.databases import postgres_database, sqlite_url
 
 
@@ -17,7 +17,12 @@ def _drift(url: str) -> list[object]:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            return list(compare_metadata(MigrationContext.configure(conn), metadata))
+            return list(
+                compare_metadata(
+                    MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}),
+                    metadata,
+                )
+            )
     finally:
         engine.dispose()
 
@@ -45,11 +50,11 @@ def test_postgres_migrations_match_models() -> None:
 
 
 def test_models_cover_every_migrated_table(tmp_path: Path) -> None:
-    """No table exists only in migrations (alembic's own version table aside)."""
+    """No table exists only in migrations (keyscope's own version table aside)."""
     url = sqlite_url(tmp_path)
     upgrade(url)
     engine = create_engine(url)
-    tables = set(inspect(engine).get_table_names()) - {"alembic_version"}
+    tables = set(inspect(engine).get_table_names()) - {"keyscope_alembic_version"}
     engine.dispose()
     assert tables == set(metadata.tables)
 

@@ -124,3 +124,17 @@ def test_cli_scan_of_clean_code_exits_0(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["legacy", "scan", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert ": [" not in result.stdout
+
+
+def test_genai_clients_leaving_the_key_to_the_environment() -> None:
+    """`genai.Client(...)` without a passed key is reported at file:line with its fix."""
+    path = LEGACY_APP / "genai_env.py"
+    findings = [f for f in scan_path(path) if f.kind is FindingKind.SDK_ENV_KEY]
+    lines = path.read_text().splitlines()
+    reported = {f.line for f in findings}
+    expected = {n for n, text in enumerate(lines, start=1) if "sdk-env-key" in text}
+    assert reported == expected
+    first = str(findings[0])
+    assert first.startswith(f"{path}:{findings[0].line}: [sdk-env-key] google.genai.Client:")
+    assert "api_key=" in first
+    assert "Fix: pass the requesting user's key explicitly" in first

@@ -13,6 +13,7 @@ class FindingKind(StrEnum):
     CACHED_SETTINGS = "cached-settings"
     MODULE_SETTINGS = "module-settings"
     MODULE_CLIENT = "module-client"
+    SDK_ENV_KEY = "sdk-env-key"
     GENAI_CONFIGURE = "genai-configure"
     RAW_THREAD = "raw-thread"
     THREAD_POOL = "thread-pool"
@@ -45,6 +46,12 @@ FIX: Final[dict[FindingKind, str]] = {
         "create the client per request with the user's key (a container Factory on shared "
         "HTTP pools)"
     ),
+    FindingKind.SDK_ENV_KEY: (
+        "pass the requesting user's key explicitly: inject GeminiDep, or build "
+        "genai.Client(api_key=user_keys.secret_for(ProviderName.GEMINI)) from UserKeysDep; "
+        "until then only the legacy overlay (KEYSCOPE_LEGACY_ENV=overlay) makes this read "
+        "the user's key"
+    ),
     FindingKind.GENAI_CONFIGURE: (
         "create a google-genai Client per request with api_key=...; meanwhile "
         "keyscope.app.legacy.overlay.helpers.patch_genai_configure() makes configure() per request"
@@ -75,6 +82,7 @@ LRU_CACHES: Final = frozenset({"functools.lru_cache", "functools.cache"})
 GENAI_CONFIGURE: Final = frozenset(
     {"google.generativeai.configure", "google.generativeai.client.configure"}
 )
+GENAI_CLIENTS: Final = frozenset({"google.genai.Client", "google.genai.client.Client"})
 RAW_THREADS: Final = frozenset({"threading.Thread", "threading.Timer"})
 THREAD_POOLS: Final = frozenset(
     {"concurrent.futures.ThreadPoolExecutor", "concurrent.futures.thread.ThreadPoolExecutor"}

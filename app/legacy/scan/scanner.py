@@ -5,6 +5,9 @@ reports, each with its fix:
 
 * reads and writes of managed names (`os.getenv("X")`, `os.environ["X"]`, `.get`,
   `"X" in os.environ`, aliases imported from `os`), and reads that run at import time;
+* `genai.Client(...)` calls that leave the key to an environment read: no `api_key=` (the
+  SDK reads GOOGLE_API_KEY / GEMINI_API_KEY itself) or `api_key=os.getenv(...)` of a
+  managed name;
 * patterns the overlay cannot make safe: `@lru_cache`/`@cache` functions that read managed
   names or build settings, settings and SDK clients created at import time,
   `genai.configure()`, raw threads and executors that drop the request's context,

@@ -16,6 +16,7 @@ from keyscope.app.legacy.scan.rules import (
     ENV_GETTERS,
     ENV_MAPPING,
     FIX,
+    GENAI_CLIENTS,
     GENAI_CONFIGURE,
     LRU_CACHES,
     PROCESS_STARTERS,
@@ -297,6 +298,8 @@ class _Visitor(ast.NodeVisitor):
                 dotted,
                 "an SDK client built at import time holds one key for every user",
             )
+        elif dotted in GENAI_CLIENTS and (how := self.genai_env_key(node)) is not None:
+            self.report(node, FindingKind.SDK_ENV_KEY, dotted, how)
         elif self.at_import and self.is_settings_call(node):
             name = dotted or ast.unparse(node.func)
             self.report(
@@ -306,6 +309,28 @@ class _Visitor(ast.NodeVisitor):
                 "settings built at import time read the env once, outside any request",
             )
         self.generic_visit(node)
+
+    def genai_env_key(self, call: ast.Call) -> str | None:
+        """How a `genai.Client(...)` call leaves its key to an environment read, if it does.
+
+        Without `api_key=` (or with `api_key=None`) the SDK reads GOOGLE_API_KEY or
+        GEMINI_API_KEY itself; `api_key=os.getenv("GEMINI_API_KEY")` reads it here. Calls
+        with `**kwargs` (the key may be in them) or `vertexai=` (Vertex AI credentials, not
+        an API key) are not judged.
+        """
+        keywords = {k.arg: k.value for k in call.keywords}
+        if None in keywords or "vertexai" in keywords:
+            return None
+        value = keywords.get("api_key")
+        if value is None or (isinstance(value, ast.Constant) and value.value is None):
+            return (
+                "genai.Client() without api_key= reads GOOGLE_API_KEY / GEMINI_API_KEY from "
+                "the process environment itself"
+            )
+        name = self.env_read(value)
+        if name is not None:
+            return f"genai.Client(api_key=...) takes {name} from the environment"
+        return None
 
     def visit_Subscript(self, node: ast.Subscript) -> None:
         if self.dotted(node.value) == ENV_MAPPING:

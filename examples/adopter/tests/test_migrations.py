@@ -81,4 +81,6 @@ def test_keyscope_migrate_command_uses_the_shared_url(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "provider_keys" in _versions(url)["tables"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.db", "state"]
+    # Nothing but the database lands in the working directory (migrate needs no local secrets,
+    # so it may not create the state directory at all).
+    assert {p.name for p in tmp_path.iterdir()} - {"state"} == {"cli.db"}
