@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
-from keyscope.app.errors import DatabaseUnavailable
+from keyscope.app.errors import DatabaseUnavailable, SchemaNotMigrated
 from keyscope.app.keys.cache import RecordCache
 
 log = logging.getLogger("keyscope.keys")
@@ -138,7 +138,9 @@ class SqliteRevisions:
                 try:
                     self._catch_up_locked()
                     return
-                except sqlite3.Error:
+                except sqlite3.Error as exc:
+                    if str(exc).startswith(("no such table", "no such column")):
+                        raise SchemaNotMigrated from None
                     # A fresh connection heals a broken one (a file replaced or restored);
                     # starting over from empty is always correct.
                     self._reset_locked()
