@@ -20,7 +20,10 @@ from dependency_injector import providers as di
 from fastapi import Depends, Request
 
 from keyscope.app.awaitables import MaybeAwaitable
+from keyscope.app.keys.events import EventLog
 from keyscope.app.keys.store import KeyStore
+from keyscope.app.keys.usage import UsageTracker
+from keyscope.app.keys.validation import KeyValidator
 from keyscope.app.scope import current_scope_or_none
 from keyscope.app.security.tokens import Principal
 from keyscope.app.settings import Settings
@@ -76,6 +79,9 @@ exa_client = request_dependency(lambda c: c.exa_client)
 copilotkit_client = request_dependency(lambda c: c.copilotkit_client)
 key_store = app_dependency(lambda c: c.key_store)
 settings = app_dependency(lambda c: c.settings)
+key_validator = app_dependency(lambda c: c.key_validator)
+event_log = app_dependency(lambda c: c.event_log)
+usage = app_dependency(lambda c: c.usage)
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
 UserKeysDep = Annotated[UserKeys, Depends(user_keys)]
@@ -84,3 +90,6 @@ ExaDep = Annotated[ExaClient, Depends(exa_client)]
 CopilotKitDep = Annotated[CopilotKitClient, Depends(copilotkit_client)]
 KeyStoreDep = Annotated[KeyStore, Depends(key_store)]
 SettingsDep = Annotated[Settings, Depends(settings)]
+KeyValidatorDep = Annotated[KeyValidator, Depends(key_validator)]
+EventLogDep = Annotated[EventLog, Depends(event_log)]
+UsageDep = Annotated[UsageTracker, Depends(usage)]

@@ -10,11 +10,15 @@ import jwt
 
 from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.errors import ConfigurationError
+from keyscope.app.keys.validation import KeyValidator
 from keyscope.app.local_dev import with_local_secrets
+from keyscope.app.metrics import Metrics
 from keyscope.app.security.keyring import Keyring
 from keyscope.app.security.tokens import Principal, TokenVerifier
 from keyscope.app.settings import Settings
 from keyscope.app.user_keys import KeyPolicy
+from keyscope.providers import ProviderName
+from keyscope.providers.http import SharedHttp
 
 
 def load_settings() -> Settings:
@@ -68,3 +72,19 @@ def authenticate(token: str | None, verifier: TokenVerifier) -> MaybeAwaitable[P
     awaitable only when a JWKS key may have to be fetched."""
     principal = verifier.verify_now(token)
     return principal if principal is not None else verifier.verify(token)
+
+
+def build_validator(settings: Settings, http: SharedHttp, metrics: Metrics) -> KeyValidator:
+    """Save-time key checks on the shared pools; each outcome counted for /metrics."""
+
+    def count(provider: ProviderName, outcome: str) -> None:
+        metrics.validations.labels(provider.value, outcome).inc()
+
+    return KeyValidator(
+        http,
+        gemini_base_url=settings.gemini_base_url,
+        exa_base_url=settings.exa_base_url,
+        copilotkit_runtime_url=settings.copilotkit_base_url,
+        timeout=settings.key_validation_timeout,
+        on_outcome=count,
+    )

@@ -18,7 +18,7 @@ from keyscope.app.legacy.binding import LegacyEnvMiddleware
 from keyscope.app.legacy.lifecycle import install_legacy_overlay, uninstall_legacy_overlay
 from keyscope.app.legacy.router import router as legacy_router
 from keyscope.app.problems import install_error_handlers
-from keyscope.app.routes import copilotkit, exa, gemini, health
+from keyscope.app.routes import copilotkit, exa, gemini, health, metrics
 from keyscope.app.scope import RequestScopeMiddleware
 from keyscope.containers import Container
 
@@ -86,10 +86,14 @@ def integrate(
         mounted.append(health.router)
     if provider_routes and legacy:
         mounted.append(legacy_router)
+    if settings.metrics_on:  # KEYSCOPE_METRICS_ENABLED: on in local mode, off in production
+        mounted.append(metrics.router)
     for router in mounted:
         app.include_router(router, prefix=prefix)
 
-    install_error_handlers(app, everywhere=problem_json_everywhere)
+    install_error_handlers(
+        app, everywhere=problem_json_everywhere, on_error=container.key_health().on_error
+    )
     app.router.lifespan_context = _chained(app.router.lifespan_context, container, legacy)
     if legacy:
         app.add_middleware(LegacyEnvMiddleware, container=container)
@@ -136,9 +140,12 @@ async def keyscope_lifespan(container: Container, legacy: bool) -> AsyncIterator
     await anyio.to_thread.run_sync(_report_unknown_key_ids, container)
     if legacy:
         install_legacy_overlay(container)
+    usage = container.usage()
+    usage.start()
     try:
         yield
     finally:
+        await anyio.to_thread.run_sync(usage.stop)  # the last flush: nothing counted is lost
         if legacy:
             uninstall_legacy_overlay()
         await container.http().aclose()

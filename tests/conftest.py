@@ -17,7 +17,12 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, delete
 
 from keyscope.app.db import make_engine
-from keyscope.app.keys.models import provider_keys
+from keyscope.app.keys.models import (
+    key_events,
+    key_usage_daily,
+    platform_quota_usage,
+    provider_keys,
+)
 from keyscope.app.main import create_app
 from keyscope.app.security.tokens import mint_token
 from keyscope.app.settings import Settings
@@ -55,11 +60,15 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def clean_engine(engine: Engine) -> Iterator[Engine]:
     """The session's engine with an empty table before and after the test."""
-    with engine.begin() as conn:
-        conn.execute(delete(provider_keys))
+    _empty(engine)
     yield engine
+    _empty(engine)
+
+
+def _empty(engine: Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(delete(provider_keys))
+        for table in (provider_keys, key_events, key_usage_daily, platform_quota_usage):
+            conn.execute(delete(table))
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -75,6 +84,9 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "copilotkit_api_key": None,
         "platform_fallback": "",
         "legacy_env": "off",
+        # Off unless the upstreams are the loopback fakes (the `settings` fixture): a check
+        # against the real providers would leave the machine.
+        "key_validation": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -99,7 +111,7 @@ def upstream_urls(fakes: FakeUpstreams) -> dict[str, Any]:
 @pytest.fixture
 def settings(database_url: str, upstreams: FakeUpstreams) -> Settings:
     upstreams.clear()
-    return make_settings(database_url, **upstream_urls(upstreams))
+    return make_settings(database_url, key_validation=True, **upstream_urls(upstreams))
 
 
 @pytest.fixture
