@@ -10,11 +10,10 @@ import pytest
 from dependency_injector import providers as di
 from sqlalchemy import Engine, select
 
-from keyscope.app.main import create_app
-from keyscope.containers import Container
-
 from keyscope.app.keys.models import key_events, provider_keys
+from keyscope.app.main import create_app
 from keyscope.app.settings import Settings
+from keyscope.containers import Container
 from keyscope.providers.fakes import FakeUpstreams
 from tests.conftest import make_settings, upstream_urls
 

@@ -111,21 +111,20 @@ async def test_no_key_material_in_the_events_table(
         await _every_action(client, auth, upstreams)
         await client.delete("/v1/keys/gemini", headers=auth("al"))
         container.usage().flush()
-    with clean_engine.connect() as conn:
-        assert conn.execute(select(key_events)).first() is not None
-        if clean_engine.dialect.name == "postgresql":
-            dump = "\n".join(
-                str(r[0]) for r in conn.execute(text("SELECT k::text FROM key_events k"))
-            )
-            raw = dump.encode()
-        else:
-            raw = b"".join(bytes(str(tuple(r)), "utf-8") for r in conn.execute(select(key_events)))
-    if clean_engine.dialect.name == "sqlite":
-        database = clean_engine.url.database
-        assert database is not None
-        with clean_engine.connect() as conn:
-            conn.execute(text("PRAGMA wal_checkpoint(FULL)"))
-        raw += Path(database).read_bytes()
+    raw = _table_bytes(clean_engine)
     for key in ALL_KEYS:
         assert key.encode() not in raw
         assert key[-12:].encode() not in raw
+
+
+def _table_bytes(engine: Engine) -> bytes:
+    """Every byte the database holds for `key_events`: row text, and on SQLite the file."""
+    with engine.connect() as conn:
+        assert conn.execute(select(key_events)).first() is not None
+        if engine.dialect.name == "postgresql":
+            rows = conn.execute(text("SELECT k::text FROM key_events k"))
+            return "\n".join(str(r[0]) for r in rows).encode()
+        conn.execute(text("PRAGMA wal_checkpoint(FULL)"))
+        raw = "\n".join(str(tuple(r)) for r in conn.execute(select(key_events))).encode()
+    assert engine.url.database is not None
+    return raw + Path(engine.url.database).read_bytes()
