@@ -125,7 +125,7 @@ async def test_metrics_parse_and_match_the_requests_made(
         await client.put(
             "/v1/keys/exa", json={"api_key": "slow-exa-0123456789"}, headers=auth("cy")
         )
-        for i in range(N):
+        for _ in range(N):
             await client.post("/v1/gemini/generate", json={"prompt": "x"}, headers=auth("al"))
         statuses = [
             (
