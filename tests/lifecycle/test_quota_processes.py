@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import httpx
-import pytest
 from sqlalchemy import Engine, select
 
 from keyscope.app.keys.models import platform_quota_usage
