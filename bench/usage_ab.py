@@ -47,6 +47,8 @@ def _app(url: str, tracking: bool) -> FastAPI:
         jwt_secret=SecretStr(JWT_SECRET),
         usage_tracking=tracking,
         key_validation=False,
+        # Warm for the whole run: a TTL expiring mid-round would turn one round into misses.
+        key_cache_ttl=24 * 3600,
     )
     app = create_app(Container(settings=di.Object(settings)))
 
