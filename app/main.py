@@ -73,6 +73,7 @@ def integrate(
     settings = container.settings()
     settings.check_production()
     container.keyring()  # a bad keyring fails here, at start-up, not on the first request
+    container.platform_quota()  # and so does a malformed KEYSCOPE_PLATFORM_QUOTA
     legacy = settings.legacy_env == "overlay"
 
     # Routes are matched in order, each one passed costs a little: the per-request provider
