@@ -22,12 +22,18 @@ from keyscope.app.factories import (
     build_keyring,
     build_policy,
     build_token_verifier,
+    build_validator,
     db_deadline,
     load_settings,
 )
 from keyscope.app.keys.cache import RecordCache
+from keyscope.app.keys.events import EventLog
+from keyscope.app.keys.health import KeyHealth
+from keyscope.app.keys.quota import PlatformQuota
 from keyscope.app.keys.records import UserRecords
 from keyscope.app.keys.store import KeyStore
+from keyscope.app.keys.usage import UsageTracker
+from keyscope.app.metrics import Metrics
 from keyscope.app.scope import current_bearer_token
 from keyscope.app.scoped_providers import Built, RequestScoped
 from keyscope.app.security.envelope import EnvelopeCipher
@@ -75,8 +81,33 @@ class Container(containers.DeclarativeContainer):
     principal = RequestScoped(authenticate, bearer_token, token_verifier)
     user_keys = RequestScoped(load_user_keys, principal, key_store, key_policy)
 
-    gemini_client = Built(gemini_for, user_keys, http, settings.provided.gemini_base_url)
-    exa_client = Built(exa_for, user_keys, http, settings.provided.exa_base_url)
+    # Key lifecycle: usage counted in memory and flushed by a thread the lifespan runs; the
+    # platform quota counted in the database; validation through the shared pools.
+    usage = di.Singleton(
+        UsageTracker,
+        engine,
+        flush_interval=settings.provided.usage_flush_interval,
+        enabled=settings.provided.usage_tracking,
+    )
+    platform_quota = di.Singleton(
+        PlatformQuota, engine, settings.provided.platform_quota_limits.call()
+    )
+    event_log = di.Singleton(EventLog, engine)
+    metrics = di.Singleton(Metrics, usage, record_cache)
+    key_validator = di.Singleton(build_validator, settings, http, metrics)
+    key_health = di.Singleton(KeyHealth, key_store, metrics)
+
+    gemini_client = Built(
+        gemini_for, user_keys, http, settings.provided.gemini_base_url, usage, platform_quota
+    )
+    exa_client = Built(
+        exa_for, user_keys, http, settings.provided.exa_base_url, usage, platform_quota
+    )
     copilotkit_client = Built(
-        copilotkit_for, user_keys, http, settings.provided.copilotkit_base_url
+        copilotkit_for,
+        user_keys,
+        http,
+        settings.provided.copilotkit_base_url,
+        usage,
+        platform_quota,
     )

@@ -21,7 +21,11 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from keyscope.app.awaitables import MaybeAwaitable
+from keyscope.app.keys.events import EventLog
 from keyscope.app.keys.store import KeyStore
+from keyscope.app.keys.usage import UsageTracker
+from keyscope.app.keys.validation import KeyValidator
+from keyscope.app.metrics import Metrics
 from keyscope.app.scope import current_scope_or_none
 from keyscope.app.security.tokens import Principal
 from keyscope.app.settings import Settings
@@ -78,6 +82,10 @@ copilotkit_client = request_dependency(lambda c: c.copilotkit_client)
 key_store = app_dependency(lambda c: c.key_store)
 settings = app_dependency(lambda c: c.settings)
 engine = app_dependency(lambda c: c.engine)
+key_validator = app_dependency(lambda c: c.key_validator)
+event_log = app_dependency(lambda c: c.event_log)
+usage = app_dependency(lambda c: c.usage)
+metrics = app_dependency(lambda c: c.metrics)
 
 PrincipalDep = Annotated[Principal, Depends(principal)]
 UserKeysDep = Annotated[UserKeys, Depends(user_keys)]
@@ -87,3 +95,7 @@ CopilotKitDep = Annotated[CopilotKitClient, Depends(copilotkit_client)]
 KeyStoreDep = Annotated[KeyStore, Depends(key_store)]
 SettingsDep = Annotated[Settings, Depends(settings)]
 EngineDep = Annotated[Engine, Depends(engine)]
+KeyValidatorDep = Annotated[KeyValidator, Depends(key_validator)]
+EventLogDep = Annotated[EventLog, Depends(event_log)]
+UsageDep = Annotated[UsageTracker, Depends(usage)]
+MetricsDep = Annotated[Metrics, Depends(metrics)]

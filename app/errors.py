@@ -118,6 +118,54 @@ class KeyUnreadable(AppError):
     slug = "key-unreadable"
     title = "Stored key cannot be decrypted"
 
+    def __init__(
+        self,
+        detail: str,
+        *,
+        user_id: str | None = None,
+        provider: str | None = None,
+        fingerprint: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        # Which stored key failed, so its status can be recorded; names and hashes only.
+        self.user_id = user_id
+        self.provider = provider
+        self.fingerprint = fingerprint
+
+
+class KeyInvalid(AppError):
+    """The caller's stored key was rejected by its provider; it stays refused (no upstream
+    call, no platform key instead) until the caller replaces or re-verifies it."""
+
+    status = 409
+    slug = "key-invalid"
+    title = "Stored key was rejected by the provider"
+
+
+class KeyExpired(AppError):
+    """The caller's stored key is past its `expires_at`; never replaced by the platform key."""
+
+    status = 409
+    slug = "key-expired"
+    title = "Stored key has expired"
+
+
+class PlatformQuotaExceeded(AppError):
+    """The caller has spent today's allowance of the operator's (platform) key."""
+
+    status = 429
+    slug = "platform-quota-exceeded"
+    title = "Platform key quota exhausted"
+
+    def __init__(self, detail: str, *, provider: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.provider = provider
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
 
 class DatabaseUnavailable(AppError):
     """The database did not answer; the request can be retried."""

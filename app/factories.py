@@ -11,12 +11,16 @@ from keyscope.app.errors import ConfigurationError
 from keyscope.app.keys.cache import RecordCache
 from keyscope.app.keys.coherence import Coherence, LocalOnly, SqliteRevisions, is_private_sqlite
 from keyscope.app.keys.records import UserRecords
+from keyscope.app.keys.validation import KeyValidator
 from keyscope.app.local_dev import with_local_secrets
+from keyscope.app.metrics import Metrics
 from keyscope.app.security.jwks import JwksKeys
 from keyscope.app.security.keyring import Keyring
 from keyscope.app.security.tokens import Principal, TokenVerifier
 from keyscope.app.settings import Settings, read_settings
 from keyscope.app.user_keys import KeyPolicy
+from keyscope.providers import ProviderName
+from keyscope.providers.http import SharedHttp
 
 
 def load_settings() -> Settings:
@@ -103,3 +107,19 @@ def db_deadline(settings: Settings) -> float:
     """How long a request waits for one database call: a little over the statement timeout,
     so the server's own error normally arrives first."""
     return settings.db_statement_timeout_ms / 1000 + 1.0
+
+
+def build_validator(settings: Settings, http: SharedHttp, metrics: Metrics) -> KeyValidator:
+    """Save-time key checks on the shared pools; each outcome counted for /metrics."""
+
+    def count(provider: ProviderName, outcome: str) -> None:
+        metrics.validations.labels(provider.value, outcome).inc()
+
+    return KeyValidator(
+        http,
+        gemini_base_url=settings.gemini_base_url,
+        exa_base_url=settings.exa_base_url,
+        copilotkit_runtime_url=settings.copilotkit_base_url,
+        timeout=settings.key_validation_timeout,
+        on_outcome=count,
+    )

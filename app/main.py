@@ -22,7 +22,7 @@ from keyscope.app.legacy.wiring.lifecycle import install_legacy_overlay, uninsta
 from keyscope.app.legacy.wiring.router import router as legacy_router
 from keyscope.app.openapi import install_openapi
 from keyscope.app.problems import install_error_handlers
-from keyscope.app.routes import copilotkit, exa, gemini, health
+from keyscope.app.routes import copilotkit, exa, gemini, health, metrics
 from keyscope.app.schema import report_schema_at_startup
 from keyscope.app.scope import RequestScopeMiddleware
 from keyscope.containers import Container
@@ -82,6 +82,7 @@ def integrate(
     settings.check_production()
     container.keyring()  # a bad keyring fails here, at start-up, not on the first request
     require_driver(settings.database_url)  # e.g. PostgreSQL without the [postgres] extra
+    container.platform_quota()  # and so does a malformed KEYSCOPE_PLATFORM_QUOTA
     legacy = settings.legacy_env == "overlay"
 
     # Routes are matched in order, each one passed costs a little: the per-request provider
@@ -95,10 +96,14 @@ def integrate(
         mounted.append(health.router)
     if provider_routes and legacy:
         mounted.append(legacy_router)
+    if settings.metrics_on:  # KEYSCOPE_METRICS_ENABLED: on in local mode, off in production
+        mounted.append(metrics.router)
     for router in mounted:
         app.include_router(router, prefix=prefix)
 
-    install_error_handlers(app, everywhere=problem_json_everywhere)
+    install_error_handlers(
+        app, everywhere=problem_json_everywhere, on_error=container.key_health().on_error
+    )
     app.router.lifespan_context = _chained(app.router.lifespan_context, container, legacy)
     if legacy:
         app.add_middleware(LegacyEnvMiddleware, container=container)
@@ -165,9 +170,12 @@ async def keyscope_lifespan(container: Container, legacy: bool) -> AsyncIterator
     await anyio.to_thread.run_sync(coherence.start, COHERENCE_START_WAIT_SECONDS)
     if legacy:
         install_legacy_overlay(container)
+    usage = container.usage()
+    usage.start()
     try:
         yield
     finally:
+        await anyio.to_thread.run_sync(usage.stop)  # the last flush: nothing counted is lost
         if legacy:
             uninstall_legacy_overlay()
         await container.http().aclose()

@@ -14,7 +14,7 @@ Scope, so that embedding keyscope never changes the host app's own error bodies:
 """
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -128,10 +128,26 @@ class ProblemRoute(APIRoute):
         return problem_handler
 
 
-def install_error_handlers(app: FastAPI, *, everywhere: bool = False) -> None:
-    """Render keyscope's errors as problems; with `everywhere`, every error of the app."""
-    kinds: list[type[Exception]] = [AppError, ProviderError]
+ErrorHook = Callable[[Exception], Awaitable[None]]
+
+
+def install_error_handlers(
+    app: FastAPI, *, everywhere: bool = False, on_error: ErrorHook | None = None
+) -> None:
+    """Render keyscope's errors as problems; with `everywhere`, every error of the app.
+
+    `on_error` first sees each of keyscope's own errors (key health, metrics)."""
+    keyscope_handler = handle_error
+    if on_error is not None:
+        hook = on_error
+
+        async def handle_and_note(request: Request, exc: Exception) -> JSONResponse:
+            await hook(exc)
+            return await handle_error(request, exc)
+
+        keyscope_handler = handle_and_note
+    for kind in (AppError, ProviderError):
+        app.add_exception_handler(kind, keyscope_handler)
     if everywhere:
-        kinds += [RequestValidationError, StarletteHTTPException, Exception]
-    for kind in kinds:
-        app.add_exception_handler(kind, handle_error)
+        for other in (RequestValidationError, StarletteHTTPException, Exception):
+            app.add_exception_handler(other, handle_error)

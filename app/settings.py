@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     runtime_body_limit: int = Field(default=1024 * 1024, ge=1024)
     body_limit: int = Field(default=512 * 1024, ge=1024)
     gemini_default_model: str = "gemini-2.5-flash"
+    # Key lifecycle (README "Key lifecycle").
+    key_validation: bool = True
+    key_validation_timeout: float = Field(default=5.0, gt=0)
+    usage_tracking: bool = True
+    usage_flush_interval: float = Field(default=10.0, gt=0)
+    platform_quota: str = ""
+    metrics_enabled: bool | None = None  # None: on in local mode, off in production
 
     gemini_api_key: SecretStr | None = _platform("GEMINI_API_KEY")
     google_api_key: SecretStr | None = _platform("GOOGLE_API_KEY")
@@ -118,6 +125,25 @@ class Settings(BaseSettings):
                 f"KEYSCOPE_PLATFORM_FALLBACK names unknown providers: {', '.join(sorted(unknown))}"
             )
         return frozenset(ProviderName(n) for n in names)
+
+    @property
+    def metrics_on(self) -> bool:
+        return self.metrics_enabled if self.metrics_enabled is not None else not self.is_production
+
+    def platform_quota_limits(self) -> dict[ProviderName, int]:
+        """`gemini:100,exa:50` -> requests per UTC day the platform key may serve each user."""
+        limits: dict[ProviderName, int] = {}
+        for entry in (part.strip() for part in self.platform_quota.split(",")):
+            if not entry:
+                continue
+            name, sep, count = entry.partition(":")
+            known = {p.value for p in ProviderName}
+            if not sep or name.strip() not in known or not count.strip().isdigit():
+                raise ConfigurationError(
+                    f"KEYSCOPE_PLATFORM_QUOTA entry {entry[:40]!r} is not provider:requests_per_day"
+                )
+            limits[ProviderName(name.strip())] = int(count.strip())
+        return limits
 
     def platform_keys(self) -> dict[ProviderName, str]:
         """The operator's own keys by provider (GEMINI_API_KEY wins over GOOGLE_API_KEY)."""
@@ -146,6 +172,7 @@ class Settings(BaseSettings):
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value()) < 32:
             raise ConfigurationError("KEYSCOPE_JWT_SECRET must be at least 32 characters")
         self.fallback_providers()
+        self.platform_quota_limits()
 
 
 def _is_placeholder(value: SecretStr | None) -> bool:

@@ -98,6 +98,9 @@ def make_test_settings(
         "copilotkit_api_key": None,
         "platform_fallback": "",
         "legacy_env": "off",
+        # Off by default: a save-time check is one more upstream call (tests count them) and
+        # would leave the machine without fakes; pass key_validation=True to test it.
+        "key_validation": False,
     }
     if upstreams is not None:
         values.update(upstream_settings(upstreams))

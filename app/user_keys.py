@@ -5,7 +5,10 @@ Policy (README "Key policy"):
 * otherwise, in production, the platform (operator's) key only for providers listed in
   `KEYSCOPE_PLATFORM_FALLBACK`; in local mode the platform key for every provider (a
   developer's own keys from `.env`);
-* otherwise the provider has no key for this request: `require()` raises a 409 problem.
+* otherwise the provider has no key for this request: `require()` raises a 409 problem;
+* a stored key that is `invalid` (its provider rejected it) or past its `expires_at` is a 409
+  problem of its own: never sent upstream and never replaced by the platform key, even where
+  the fallback policy would serve a user who has no key.
 
 Stored keys decrypt lazily, per provider, at most once per request; a key that fails to
 decrypt fails closed (never ciphertext upstream, never a silent fallback).
@@ -15,11 +18,12 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from keyscope.app.awaitables import MaybeAwaitable
-from keyscope.app.errors import KeyUnreadable, MissingKey
-from keyscope.app.keys.records import UserRecords
+from keyscope.app.errors import KeyExpired, KeyInvalid, KeyUnreadable, MissingKey
+from keyscope.app.keys.records import KeyStatus, StoredKey, UserRecords
 from keyscope.app.keys.store import KeyStore
 from keyscope.app.security.envelope import EnvelopeCipher, SealBroken, UnknownMasterKey
 from keyscope.app.security.tokens import Principal
@@ -120,9 +124,21 @@ class UserKeys:
         resolved = self.get(provider)
         return resolved.secret.reveal() if resolved is not None else None
 
+    def stored(self, provider: ProviderName) -> StoredKey | None:
+        """The user's stored record for `provider` (encrypted), if any."""
+        return self._records.get(provider)
+
+    def served_own_key(self, provider: ProviderName) -> StoredKey | None:
+        """The stored record whose key this request used for `provider`, if it used one."""
+        opened = self._opened.get(provider)
+        if opened is None or opened.origin is not KeyOrigin.USER:
+            return None
+        return self._records.get(provider)
+
     def _resolve(self, provider: ProviderName) -> ResolvedKey | None:
         record = self._records.get(provider)
         if record is not None:
+            _refuse_unusable(record)
             try:
                 secret = self._cipher.open(
                     record.sealed, owner=self.user_id, provider=provider.value
@@ -131,13 +147,15 @@ class UserKeys:
                 log.error("key unreadable user=%s provider=%s: %s", self.user_id, provider, exc)
                 raise KeyUnreadable(
                     f"The stored {provider.value} key was encrypted with master key id "
-                    f"{exc.key_id!r}, which is not in the keyring; store the key again."
+                    f"{exc.key_id!r}, which is not in the keyring; store the key again.",
+                    **_which(record),
                 ) from None
             except SealBroken as exc:
                 log.error("key unreadable user=%s provider=%s: %s", self.user_id, provider, exc)
                 raise KeyUnreadable(
                     f"The stored {provider.value} key failed authentication (master key id "
-                    f"{exc.key_id!r}); store the key again."
+                    f"{exc.key_id!r}); store the key again.",
+                    **_which(record),
                 ) from None
             return ResolvedKey(Secret(secret), KeyOrigin.USER)
         platform = self._policy.platform_key(provider)
@@ -148,6 +166,28 @@ class UserKeys:
 
     def __repr__(self) -> str:
         return f"UserKeys(user_id={self.user_id!r}, stored={sorted(self._records)})"
+
+
+def _which(record: StoredKey) -> dict[str, str]:
+    return {
+        "user_id": record.user_id,
+        "provider": record.provider.value,
+        "fingerprint": record.fingerprint,
+    }
+
+
+def _refuse_unusable(record: StoredKey) -> None:
+    name = record.provider.value
+    if record.status == KeyStatus.INVALID:
+        raise KeyInvalid(
+            f"The stored {name} key was rejected by {name}; replace it with PUT /v1/keys/{name} "
+            f"or re-check it with POST /v1/keys/{name}/verify."
+        )
+    if record.expires_at is not None and record.expires_at <= datetime.now(UTC):
+        raise KeyExpired(
+            f"The stored {name} key expired at {record.expires_at.isoformat()}; "
+            f"replace it with PUT /v1/keys/{name}."
+        )
 
 
 def load_user_keys(
@@ -162,5 +202,5 @@ def load_user_keys(
 
 
 async def _load_user_keys(principal: Principal, store: KeyStore, policy: KeyPolicy) -> UserKeys:
-    records = await store.records_for(principal.subject)
+    records = await store.load_records(principal.subject)  # the cache missed a moment ago
     return UserKeys(principal.subject, records, store.cipher, policy)

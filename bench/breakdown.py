@@ -87,7 +87,12 @@ def add_ladder_routes(app: FastAPI) -> None:
     container = app.state.container
     # dependency-injector's own async mode (what the client factories used before `Built`).
     container.copilotkit_async = di.Factory(
-        copilotkit_for, container.user_keys, container.http, "http://127.0.0.1:9/"
+        copilotkit_for,
+        container.user_keys,
+        container.http,
+        "http://127.0.0.1:9/",
+        container.usage,
+        container.platform_quota,
     )
     container.copilotkit_async.enable_async_mode()
     copilotkit_async = request_dependency(lambda c: c.copilotkit_async)

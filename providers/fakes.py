@@ -27,6 +27,11 @@ Behaviour is chosen by the key's prefix, so one server serves every test:
 | `wrongshape`    | 200 `{"candidates": [{"content": 7}]}`  | same body              |
 
 A Gemini model whose name starts with `missing` answers 404 NOT_FOUND.
+
+`FakeUpstreams.behave(key, "reject")` gives any key one of these behaviours from then on (a
+key that worked when it was stored and is revoked later); `behave(key, None)` restores it.
+The cheap validation calls are served too: Gemini `GET /{v1|v1beta}/models` (models.list)
+and Exa's one-result `POST /search`.
 """
 
 import json
@@ -82,6 +87,19 @@ class _Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: list[UpstreamRecord] = []
+        self._behaviours: dict[str, str] = {}  # key -> behaviour prefix set by `behave`
+
+    def behaviour_of(self, key: str) -> str:
+        """What `key` behaves as: its assigned behaviour, else the key itself (by prefix)."""
+        with self._lock:
+            return self._behaviours.get(key, key)
+
+    def behave(self, key: str, behaviour: str | None) -> None:
+        with self._lock:
+            if behaviour is None:
+                self._behaviours.pop(key, None)
+            else:
+                self._behaviours[key] = behaviour
 
     def add(self, record: UpstreamRecord) -> None:
         with self._lock:
@@ -94,6 +112,7 @@ class _Recorder:
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            self._behaviours.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +179,9 @@ class _VendorHandler(BaseHTTPRequestHandler):
     def _behaviour(self, full_key: str | None) -> _Reply | None:
         if full_key is None:
             return self.missing_key()
-        # Copilot Cloud keys are `ck_pub_…`: the behaviour prefix follows it.
-        key = full_key.removeprefix("ck_pub_")
+        # A behaviour set by `behave`, else the key's own prefix (after Copilot Cloud's
+        # `ck_pub_`, which its keys start with).
+        key = self.server.recorder.behaviour_of(full_key).removeprefix("ck_pub_")
         if key.startswith("slow"):
             time.sleep(self.server.options.slow_seconds)
         elif key.startswith("garbage"):
@@ -494,7 +514,13 @@ class FakeUpstreams:
         return self._recorder.snapshot(provider)
 
     def clear(self) -> None:
+        """Forget the records and every behaviour set with `behave`."""
         self._recorder.clear()
+
+    def behave(self, key: str, behaviour: str | None) -> None:
+        """Make `key` behave as a key starting with `behaviour` (e.g. "reject", "slow") on
+        every fake from now on; None restores its own behaviour."""
+        self._recorder.behave(key, behaviour)
 
     def close(self) -> None:
         """Stop listening. Open keep-alive connections end when their clients close them."""

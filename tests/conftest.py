@@ -15,7 +15,12 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, delete
 
 from keyscope.app.db import make_engine
-from keyscope.app.keys.models import provider_keys
+from keyscope.app.keys.models import (
+    key_events,
+    key_usage_daily,
+    platform_quota_usage,
+    provider_keys,
+)
 from keyscope.app.main import create_app
 from keyscope.app.security.tokens import mint_token
 from keyscope.app.settings import Settings
@@ -49,11 +54,15 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def clean_engine(engine: Engine) -> Iterator[Engine]:
     """The session's engine with an empty table before and after the test."""
-    with engine.begin() as conn:
-        conn.execute(delete(provider_keys))
+    _empty(engine)
     yield engine
+    _empty(engine)
+
+
+def _empty(engine: Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(delete(provider_keys))
+        for table in (provider_keys, key_events, key_usage_daily, platform_quota_usage):
+            conn.execute(delete(table))
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +76,7 @@ def upstreams() -> Iterator[FakeUpstreams]:
 @pytest.fixture
 def settings(database_url: str, upstreams: FakeUpstreams) -> Settings:
     upstreams.clear()
-    return make_settings(database_url, **upstream_urls(upstreams))
+    return make_settings(database_url, key_validation=True, **upstream_urls(upstreams))
 
 
 @pytest.fixture

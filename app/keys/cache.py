@@ -37,6 +37,8 @@ class RecordCache(Generic[V]):
         self._lock = Lock()
         self._suspended = False
         self._serving = ttl_seconds > 0  # enabled and not suspended: the one flag `get` reads
+        self.hits = 0  # lookups answered from the cache (read by the metrics endpoint)
+        self.misses = 0
 
     @property
     def enabled(self) -> bool:
@@ -53,12 +55,15 @@ class RecordCache(Generic[V]):
         with self._lock:
             entry = self._entries.get(user_id)
             if entry is None:
+                self.misses += 1
                 return None
             stored_at, value = entry
             if time.monotonic() - stored_at > self._ttl:
                 del self._entries[user_id]
+                self.misses += 1
                 return None
             self._entries.move_to_end(user_id)
+            self.hits += 1
             return value
 
     def generation(self, user_id: str) -> int:

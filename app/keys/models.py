@@ -2,7 +2,18 @@
 
 from datetime import datetime
 
-from sqlalchemy import Column, DateTime, LargeBinary, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from keyscope.app.db import metadata
@@ -32,6 +43,12 @@ class ProviderKey(KeysBase, table=True):
     status: str = Field(default="active", max_length=16, nullable=False)
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    last_used_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 provider_keys = ProviderKey.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
@@ -53,3 +70,42 @@ class KeyRevision(KeysBase, table=True):
 
 
 key_revisions = KeyRevision.__table__  # type: ignore[attr-defined]  # as provider_keys above
+
+
+# The lifecycle tables are plain Core tables: nothing maps them to objects, every query is one
+# statement in the store, events log, usage flusher or quota.
+
+key_events = Table(
+    "key_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("fingerprint", String(32), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_key_events_user_id_id", "user_id", "id"),
+)
+"""Append-only audit trail: who stored, replaced, removed or used which key (by fingerprint)."""
+
+key_usage_daily = Table(
+    "key_usage_daily",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("provider", String(32), primary_key=True),
+    Column("origin", String(16), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+)
+"""Requests per (user, provider, key origin, UTC day), flushed in batches off the hot path."""
+
+platform_quota_usage = Table(
+    "platform_quota_usage",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("provider", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+)
+"""Platform-key requests per (user, provider, UTC day): counted synchronously, one upsert each."""

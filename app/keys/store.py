@@ -2,7 +2,8 @@
 
 Every query is one statement on a pooled connection in a worker thread. A replace is a
 single `INSERT … ON CONFLICT DO UPDATE` on both engines: a select-then-update loses
-concurrent writes, and read-then-write transactions fail under SQLite's lock.
+concurrent writes, and read-then-write transactions fail under SQLite's lock. Each change
+appends its audit event (app/keys/events.py) in the same transaction.
 
 Every write also tells the process's peers, in its own transaction (app/keys/coherence.py),
 and evicts the user locally right after its commit, in the same worker thread: a write that
@@ -16,22 +17,24 @@ gives up waiting, answers 503, and leaves the thread to finish or fail on its ow
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Engine, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keyscope.app.db import database_errors
 from keyscope.app.errors import DatabaseUnavailable
 from keyscope.app.keys.cache import RecordCache
 from keyscope.app.keys.coherence import Coherence, LocalOnly
+from keyscope.app.keys.events import KeyAction, append_events, current_request_id, event_row
 from keyscope.app.keys.models import provider_keys
-from keyscope.app.keys.records import StoredKey, UserRecords
+from keyscope.app.keys.records import KeyStatus, StoredKey, UserRecords
 from keyscope.app.security.envelope import EnvelopeCipher, SealBroken, Sealed
 from keyscope.providers import ProviderName
 
@@ -97,6 +100,10 @@ class KeyStore:
         return self._cipher
 
     @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
     def coherence(self) -> Coherence:
         return self._coherence
 
@@ -111,24 +118,95 @@ class KeyStore:
         cached = self.cached_records(user_id)
         if cached is not None:
             return cached
+        return await self.load_records(user_id)
+
+    async def load_records(self, user_id: str) -> UserRecords:
+        """After a cache miss: peers' writes applied, one query, and the cache filled unless
+        a write intervened."""
         return await self._in_thread(self._load_and_fill, user_id)
 
-    async def put(self, user_id: str, provider: ProviderName, api_key: str) -> StoredKey:
-        """Store or replace the user's key for `provider` (one atomic upsert)."""
+    async def fresh_records(self, user_id: str) -> UserRecords:
+        """The user's records read from the database (the list route: shows `last_used_at`,
+        which the usage flusher writes without invalidating caches)."""
+        return await self._in_thread(self._load, user_id)
+
+    def fingerprint(self, user_id: str, provider: ProviderName, api_key: str) -> str:
+        return self._cipher.fingerprint(api_key, owner=user_id, provider=provider.value)
+
+    async def put(
+        self,
+        user_id: str,
+        provider: ProviderName,
+        api_key: str,
+        *,
+        status: KeyStatus = KeyStatus.ACTIVE,
+        expires_at: datetime | None = None,
+    ) -> StoredKey:
+        """Store or replace the user's key for `provider` (one atomic upsert + its event)."""
         sealed = self._cipher.seal(api_key, owner=user_id, provider=provider.value)
-        fingerprint = self._cipher.fingerprint(api_key, owner=user_id, provider=provider.value)
+        fingerprint = self.fingerprint(user_id, provider, api_key)
         last4 = api_key[-4:] if len(api_key) >= LAST4_MIN_LENGTH else ""
-        stored = await self._in_thread(self._upsert, user_id, provider, sealed, last4, fingerprint)
+        stored = await self._in_thread(
+            self._upsert,
+            _Write(user_id, provider, sealed, last4, fingerprint, status, expires_at),
+            current_request_id(),
+        )
         log.info(
             "key stored user=%s provider=%s fingerprint=%s", user_id, provider.value, fingerprint
         )
         return stored
 
     async def delete(self, user_id: str, provider: ProviderName) -> bool:
-        deleted = await self._in_thread(self._delete, user_id, provider)
+        deleted = await self._in_thread(self._delete, user_id, provider, current_request_id())
         if deleted:
             log.info("key deleted user=%s provider=%s", user_id, provider.value)
         return deleted
+
+    async def mark(
+        self,
+        user_id: str,
+        provider: ProviderName,
+        fingerprint: str,
+        status: KeyStatus,
+        action: KeyAction,
+        *,
+        only_if_changed: bool = True,
+    ) -> bool:
+        """Set the status of the user's key *if it is still the key with `fingerprint`* (a
+        replace that raced the check is never marked), and append `action`'s event.
+
+        With `only_if_changed` (use-time reports, which concurrent requests may repeat) a key
+        already in `status` is left alone and no event is written; a re-verification always
+        writes its event."""
+        changed = await self._in_thread(
+            self._mark,
+            _Mark(user_id, provider, fingerprint, status, action, only_if_changed),
+            current_request_id(),
+        )
+        if changed:
+            log.info(
+                "key %s user=%s provider=%s fingerprint=%s",
+                action.value,
+                user_id,
+                provider.value,
+                fingerprint,
+            )
+        return changed
+
+    async def record_rejection(self, user_id: str, provider: ProviderName, api_key: str) -> None:
+        """A `rejected-by-provider` event for a key that was refused before it was stored."""
+        row = event_row(
+            user_id,
+            provider,
+            KeyAction.REJECTED,
+            self.fingerprint(user_id, provider, api_key),
+            request_id=current_request_id(),
+        )
+        await self._in_thread(self._append_event, row)
+
+    def _append_event(self, row: dict[str, Any]) -> None:
+        with database_errors(), self._engine.begin() as conn:
+            append_events(conn, [row])
 
     async def ping(self, timeout_seconds: float | None = None) -> None:
         await self._in_thread(self._ping, deadline=timeout_seconds)
@@ -212,52 +290,84 @@ class KeyStore:
         with database_errors(), self._engine.connect() as conn:
             return _records(conn.execute(_LOAD_USER, {"user_id": user_id}).mappings().all())
 
-    def _upsert(
-        self, user_id: str, provider: ProviderName, sealed: Sealed, last4: str, fingerprint: str
-    ) -> StoredKey:
+    def _upsert(self, write: "_Write", request_id: str | None) -> StoredKey:
         now = datetime.now(UTC)
+        sealed = write.sealed
         values = {
             "ciphertext": sealed.ciphertext,
             "wrapped_key": sealed.wrapped_key,
             "key_id": sealed.key_id,
             "format_version": sealed.format_version,
-            "last4": last4,
-            "fingerprint": fingerprint,
-            "status": "active",
+            "last4": write.last4,
+            "fingerprint": write.fingerprint,
+            "status": write.status.value,
+            "expires_at": write.expires_at,
+            "last_used_at": None,  # a new key has not been used, whatever the old one was
             "updated_at": now,
         }
         statement = (
             self._insert(provider_keys)
-            .values(user_id=user_id, provider=provider.value, created_at=now, **values)
+            .values(user_id=write.user_id, provider=write.provider.value, created_at=now, **values)
             .on_conflict_do_update(index_elements=["user_id", "provider"], set_=values)
             .returning(*provider_keys.c)
         )
-        committed = False
-        try:
-            with database_errors(), self._engine.begin() as conn:
-                row = conn.execute(statement).mappings().one()
-                self._coherence.record_write(conn, (user_id,))
-            committed = True
-        finally:
-            self._cache.invalidate(user_id)  # after commit: see RecordCache on the fill race
-            self._coherence.settle(committed)
-        return _stored(row)
+        with self._write(write.user_id) as conn:
+            stored = _stored(conn.execute(statement).mappings().one())
+            # An insert sets created_at to this write's `now`; an update keeps the old one.
+            action = KeyAction.STORED if stored.created_at == now else KeyAction.REPLACED
+            events = [_event(write, action, request_id, now)]
+            if write.status is KeyStatus.ACTIVE:
+                events.append(_event(write, KeyAction.VERIFIED, request_id, now))
+            append_events(conn, events)
+        return stored
 
-    def _delete(self, user_id: str, provider: ProviderName) -> bool:
-        statement = delete(provider_keys).where(
-            provider_keys.c.user_id == user_id, provider_keys.c.provider == provider.value
-        )
+    @contextmanager
+    def _write(self, user_id: str) -> Iterator[Connection]:
+        """One transaction that changes `user_id`'s keys: peers are told inside it, and the
+        user is evicted here after it ends (see RecordCache on the fill race), committed or
+        not."""
         committed = False
         try:
             with database_errors(), self._engine.begin() as conn:
-                deleted = bool(conn.execute(statement).rowcount)
-                if deleted:
-                    self._coherence.record_write(conn, (user_id,))
+                yield conn
+                self._coherence.record_write(conn, (user_id,))
             committed = True
         finally:
             self._cache.invalidate(user_id)
             self._coherence.settle(committed)
-        return deleted
+
+    def _delete(self, user_id: str, provider: ProviderName, request_id: str | None) -> bool:
+        statement = (
+            delete(provider_keys)
+            .where(provider_keys.c.user_id == user_id, provider_keys.c.provider == provider.value)
+            .returning(provider_keys.c.fingerprint)
+        )
+        with self._write(user_id) as conn:
+            fingerprints = list(conn.execute(statement).scalars())
+            append_events(conn, [
+                event_row(user_id, provider, KeyAction.DELETED, fp, request_id=request_id)
+                for fp in fingerprints
+            ])  # fmt: skip
+        return bool(fingerprints)
+
+    def _mark(self, mark: "_Mark", request_id: str | None) -> bool:
+        columns = provider_keys.c
+        conditions = [
+            columns.user_id == mark.user_id,
+            columns.provider == mark.provider.value,
+            columns.fingerprint == mark.fingerprint,
+        ]
+        if mark.only_if_changed:
+            conditions.append(columns.status != mark.status.value)
+        statement = update(provider_keys).where(*conditions).values(status=mark.status.value)
+        event = event_row(
+            mark.user_id, mark.provider, mark.action, mark.fingerprint, request_id=request_id
+        )
+        with self._write(mark.user_id) as conn:
+            changed = bool(conn.execute(statement).rowcount)
+            if changed:
+                append_events(conn, [event])
+        return changed
 
     def _ping(self) -> None:
         with database_errors(), self._engine.connect() as conn:
@@ -283,6 +393,8 @@ def _stored(row: Any) -> StoredKey:
         status=row["status"],
         created_at=_utc(row["created_at"]),
         updated_at=_utc(row["updated_at"]),
+        expires_at=_utc_or_none(row["expires_at"]),
+        last_used_at=_utc_or_none(row["last_used_at"]),
     )
 
 
@@ -294,6 +406,39 @@ _LOAD_USER = select(provider_keys).where(provider_keys.c.user_id == bindparam("u
 def _records(rows: Iterable[Any]) -> UserRecords:
     known = {p.value for p in ProviderName}
     return {ProviderName(r["provider"]): _stored(r) for r in rows if r["provider"] in known}
+
+
+@dataclass(frozen=True)
+class _Write:
+    user_id: str
+    provider: ProviderName
+    sealed: Sealed
+    last4: str
+    fingerprint: str
+    status: KeyStatus
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _Mark:
+    user_id: str
+    provider: ProviderName
+    fingerprint: str
+    status: KeyStatus
+    action: KeyAction
+    only_if_changed: bool
+
+
+def _event(
+    write: _Write, action: KeyAction, request_id: str | None, at: datetime
+) -> dict[str, Any]:
+    return event_row(
+        write.user_id, write.provider, action, write.fingerprint, request_id=request_id, at=at
+    )
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else _utc(value)
 
 
 def _utc(value: datetime) -> datetime:

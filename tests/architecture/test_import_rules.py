@@ -30,6 +30,7 @@ WEB_ALLOWED = {
     "app/routes/exa.py": "a router",
     "app/routes/gemini.py": "a router",
     "app/routes/health.py": "a router",
+    "app/routes/metrics.py": "a router",
     "app/testing.py": "the testing kit: builds apps around test containers",
     "app/body_limit.py": "BodyLimitMiddleware (pure ASGI)",
     "app/openapi.py": "post-processes the app's OpenAPI document",

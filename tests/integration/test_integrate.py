@@ -124,8 +124,8 @@ async def test_routes_of_a_mounted_sub_app_find_the_container(
 
     app.mount("/sub", sub)
     async with app_client(app) as client:
-        stored = await client.put(
-            "/v1/keys/gemini", json={"api_key": "sub-app-key"}, headers=auth("alice")
+        stored = await client.put(  # unchecked on save: the test counts upstream calls
+            "/v1/keys/gemini?validate=false", json={"api_key": "sub-app-key"}, headers=auth("alice")
         )
         assert stored.status_code == 200
         answer = await client.post("/sub/ask", headers=auth("alice"))
