@@ -6,6 +6,8 @@ ids and counts only, never from a key, a token or a ciphertext.
 
 from typing import ClassVar
 
+from keyscope.providers import ProviderName
+
 PROBLEM_BASE = "https://keyscope.dev/problems/"
 
 
@@ -23,6 +25,11 @@ class AppError(Exception):
     @property
     def headers(self) -> dict[str, str]:
         """Extra response headers the problem needs (e.g. WWW-Authenticate)."""
+        return {}
+
+    @property
+    def members(self) -> dict[str, str]:
+        """Extra problem members beside type, title, status and detail (names, never secrets)."""
         return {}
 
 
@@ -75,6 +82,14 @@ class InvalidKeyFormat(AppError):
     status = 422
     slug = "invalid-key-format"
     title = "Invalid key format"
+
+    def __init__(self, provider: ProviderName, detail: str) -> None:
+        super().__init__(detail)
+        self.provider = provider
+
+    @property
+    def members(self) -> dict[str, str]:
+        return {"provider": self.provider.value}
 
 
 class KeyNotPublishable(AppError):

@@ -61,6 +61,8 @@ _ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("put", "/v1/keys/{provider}"): (404, 413, 415, 422),
     ("delete", "/v1/keys/{provider}"): (404,),
     ("get", "/v1/keys"): (),
+    ("get", "/v1/keys/events"): (),
+    ("post", "/v1/keys/{provider}/verify"): (404, 409),
     ("post", "/v1/gemini/generate"): (413, *_UPSTREAM),
     ("post", "/v1/exa/search"): (413, *_UPSTREAM),
     ("get", "/v1/copilotkit/config"): (409,),

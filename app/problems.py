@@ -52,7 +52,7 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, AppError):
         if exc.status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.detail)
-        return problem(exc.status, exc.slug, exc.title, exc.detail, exc.headers)
+        return problem(exc.status, exc.slug, exc.title, exc.detail, exc.headers, **exc.members)
     if isinstance(exc, ProviderError):
         headers = {}
         if isinstance(exc, RateLimited) and exc.retry_after is not None:

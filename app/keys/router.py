@@ -100,9 +100,12 @@ async def put_key(
     """
     name = _provider(provider)
     if name is ProviderName.COPILOTKIT and not is_publishable(body.api_key):
-        # The frontend config hands this key to browsers: only a publishable one may be stored.
+        # The frontend config hands this key to browsers: only a publishable one may be
+        # stored, checked before any call (nothing to ask Copilot Cloud about a secret key).
         raise InvalidKeyFormat(
-            f"A CopilotKit key must be a Copilot Cloud public key ({PUBLISHABLE_PREFIX}…)."
+            name,
+            f"A CopilotKit key must be a Copilot Cloud public key ({PUBLISHABLE_PREFIX}…); "
+            "nothing was stored.",
         )
     now = datetime.now(UTC)
     if body.expires_at is not None and body.expires_at <= now:

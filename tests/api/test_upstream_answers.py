@@ -100,6 +100,7 @@ async def test_copilotkit_put_accepts_only_publishable_keys(
         )
         assert response.status_code == 422, key
         assert response.json()["type"].endswith("/invalid-key-format")
+        assert response.json()["provider"] == "copilotkit"
     listed = await client.get("/v1/keys", headers=auth("alice"))
     assert listed.json() == {"keys": []}
 

@@ -21,7 +21,6 @@ Auth = Callable[[str], dict[str, str]]
         ("gemini", "reject-gemini-0123456789"),
         ("gemini", "forbidden-gemini-0123456789"),
         ("exa", "reject-exa-0123456789"),
-        ("copilotkit", "not-a-public-key-0123456789"),
     ],
 )
 async def test_a_key_the_provider_rejects_is_422_and_nothing_is_stored(
