@@ -103,7 +103,7 @@ class RequestScope:
                 value = cast("MaybeAwaitable[T]", self._values[key])
             except KeyError:
                 value = create()
-                if inspect.isawaitable(value):
+                if hasattr(type(value), "__await__"):  # inspect.isawaitable, minus its extra checks
                     value = _as_task(value)
                 self._values[key] = value
                 return value
