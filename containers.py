@@ -97,17 +97,20 @@ class Container(containers.DeclarativeContainer):
     key_validator = di.Singleton(build_validator, settings, http, metrics)
     key_health = di.Singleton(KeyHealth, key_store, metrics)
 
-    gemini_client = Built(
-        gemini_for, user_keys, http, settings.provided.gemini_base_url, usage, platform_quota
-    )
-    exa_client = Built(
-        exa_for, user_keys, http, settings.provided.exa_base_url, usage, platform_quota
-    )
+    # The base URLs as app-lifetime values: `settings.provided.<name>` would be resolved again
+    # on every client build, i.e. on every request. Like every Singleton derived from
+    # settings, they are read once; override them (or build a new container) to change them.
+    gemini_base_url = di.Singleton(getattr, settings, "gemini_base_url")
+    exa_base_url = di.Singleton(getattr, settings, "exa_base_url")
+    copilotkit_base_url = di.Singleton(getattr, settings, "copilotkit_base_url")
+
+    gemini_client = Built(gemini_for, user_keys, http, gemini_base_url, usage, platform_quota)
+    exa_client = Built(exa_for, user_keys, http, exa_base_url, usage, platform_quota)
     copilotkit_client = Built(
         copilotkit_for,
         user_keys,
         http,
-        settings.provided.copilotkit_base_url,
+        copilotkit_base_url,
         usage,
         platform_quota,
     )

@@ -37,6 +37,8 @@ from keyscope.app.errors import OffEventLoop, OutsideRequestScope
 T = TypeVar("T")
 RawHeaders = list[tuple[bytes, bytes]]
 
+_MISSING = object()
+
 _current: ContextVar["RequestScope | None"] = ContextVar("keyscope_request_scope", default=None)
 
 
@@ -88,6 +90,12 @@ class RequestScope:
         A finished load is handed out as its plain value, so only the consumers that arrive
         while it runs await the task; the rest resolve without touching the event loop.
         """
+        # A plain value already cached is returned without the lock (a dict read is atomic
+        # under the GIL); `close()` swaps the dict out whole, so a read after close misses
+        # here and raises below.
+        value = self._values.get(key, _MISSING)
+        if value is not _MISSING and not isinstance(value, asyncio.Future):
+            return cast("MaybeAwaitable[T]", value)
         with self._lock:
             if self._closed:
                 raise OutsideRequestScope("this request's scope has already closed")
@@ -95,7 +103,7 @@ class RequestScope:
                 value = cast("MaybeAwaitable[T]", self._values[key])
             except KeyError:
                 value = create()
-                if inspect.isawaitable(value):
+                if hasattr(type(value), "__await__"):  # inspect.isawaitable, minus its extra checks
                     value = _as_task(value)
                 self._values[key] = value
                 return value
@@ -106,6 +114,9 @@ class RequestScope:
 
     def local(self, key: object, create: Callable[[], T]) -> T:
         """A plain (never awaitable) per-request value under `key`, created on first use."""
+        value = self._values.get(key, _MISSING)  # lock-free hit, as in `get_or_create`
+        if value is not _MISSING:
+            return cast("T", value)
         with self._lock:
             if self._closed:
                 raise OutsideRequestScope("this request's scope has already closed")
@@ -118,6 +129,8 @@ class RequestScope:
     def provide(self, key: object, value: object) -> None:
         """Seed a value (e.g. a job's principal) so the provider under `key` returns it."""
         with self._lock:
+            if self._closed:
+                raise OutsideRequestScope("this request's scope has already closed")
             self._values[key] = value
 
     def set_response_header(self, name: bytes, value: bytes) -> None:

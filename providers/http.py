@@ -117,7 +117,8 @@ def require_header_safe_key(provider: ProviderName, key: str) -> str:
     (`GOOGLE_API_KEY`, the operator's key), and a key with a newline makes the HTTP library
     raise an error whose message quotes the header value: the key.
     """
-    if not key or not all("\x21" <= ch <= "\x7e" for ch in key):
+    # Visible ASCII only (0x21-0x7e), checked with str methods: this runs on every request.
+    if not key or not key.isascii() or not key.isprintable() or " " in key:
         raise KeyRejected(provider, "the key is empty or holds characters a header cannot carry")
     return key
 

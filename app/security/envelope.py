@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -55,8 +56,16 @@ class SealBroken(Exception):
 
 
 def _associated_data(layer: str, version: int, owner: str, provider: str, kid: str = "") -> bytes:
-    # JSON keeps fields unambiguous whatever characters an owner id holds.
-    return json.dumps(["keyscope", layer, version, kid, owner, provider]).encode()
+    """`json.dumps(["keyscope", layer, version, kid, owner, provider]).encode()`, byte for byte.
+
+    JSON keeps fields unambiguous whatever characters an owner id holds. The list is written
+    out with the quoting function `json.dumps` itself uses (ASCII-only, default separators)
+    because this runs twice per decrypt, on every request; tests/keys compares the two.
+    """
+    q = encode_basestring_ascii
+    return (
+        f'["keyscope", {q(layer)}, {int(version)}, {q(kid)}, {q(owner)}, {q(provider)}]'
+    ).encode()
 
 
 class EnvelopeCipher:
@@ -64,6 +73,9 @@ class EnvelopeCipher:
 
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
+        # One AES-GCM object per master key, built once: they hold key material the keyring
+        # holds anyway. Data keys are per record and unwrapped per use, never kept.
+        self._master = {kid: AESGCM(key) for kid, key in keyring.keys.items()}
         self._fingerprint_key = HKDF(
             algorithm=SHA256(), length=32, salt=None, info=b"keyscope fingerprint v1"
         ).derive(keyring.primary)
@@ -111,17 +123,18 @@ class EnvelopeCipher:
     def _wrap(self, data_key: bytes, kid: str, version: int, owner: str, provider: str) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         aad = _associated_data("wrap", version, owner, provider, kid)
-        return nonce + AESGCM(self._keyring.keys[kid]).encrypt(nonce, data_key, aad)
+        return nonce + self._master[kid].encrypt(nonce, data_key, aad)
 
     def _unwrap(self, sealed: Sealed, owner: str, provider: str) -> bytes:
-        if sealed.key_id not in self._keyring:
+        master = self._master.get(sealed.key_id)
+        if master is None:
             raise UnknownMasterKey(sealed.key_id)
         if sealed.format_version != FORMAT_VERSION:
             raise SealBroken(sealed.key_id)
         aad = _associated_data("wrap", sealed.format_version, owner, provider, sealed.key_id)
         nonce, body = sealed.wrapped_key[:NONCE_BYTES], sealed.wrapped_key[NONCE_BYTES:]
         try:
-            data_key = AESGCM(self._keyring.keys[sealed.key_id]).decrypt(nonce, body, aad)
+            data_key = master.decrypt(nonce, body, aad)
         except (InvalidTag, ValueError):
             raise SealBroken(sealed.key_id) from None
         if len(data_key) != DATA_KEY_BYTES:

@@ -106,6 +106,17 @@ def test_header_unsafe_keys_are_rejected_without_quoting_them(key: str) -> None:
         assert key not in str(caught.value)
 
 
+def test_header_safe_keys_are_exactly_visible_ascii() -> None:
+    """Every one-character key is accepted iff it is visible ASCII (0x21-0x7e)."""
+    for code in range(0x2FF):
+        key = f"ck_pub_{chr(code)}"
+        if 0x21 <= code <= 0x7E:
+            assert require_header_safe_key(ProviderName.EXA, key) == key
+        else:
+            with pytest.raises(KeyRejected):
+                require_header_safe_key(ProviderName.EXA, key)
+
+
 def test_redact_removes_the_secret_and_bounds_the_length() -> None:
     """Upstream text quoted in errors loses the key and stays short."""
     secret = new_key()

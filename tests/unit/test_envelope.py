@@ -142,3 +142,37 @@ def test_keyring_repr_hides_keys() -> None:
     assert K1.partition(":")[2] not in repr(keyring)
     entry = new_master_key_entry("fresh")
     assert Keyring.parse(entry).primary_id == "fresh"
+
+
+@pytest.mark.parametrize(
+    "owner",
+    ["alice", 'a"b', "a\\b", "tab\there", "ünïcødé", "emoji-\U0001f511", "\x00\x1f\x7f", ""],
+)
+def test_associated_data_is_the_json_list_byte_for_byte(owner: str) -> None:
+    """The hand-written associated data equals `json.dumps` of the list (stored rows stay valid)."""
+    import json
+
+    from keyscope.app.security.envelope import _associated_data
+
+    for layer, kid in (("data", ""), ("wrap", "k1"), ("wrap", 'k"2')):
+        expected = json.dumps(["keyscope", layer, 1, kid, owner, "gemini"]).encode()
+        assert _associated_data(layer, 1, owner, "gemini", kid) == expected
+
+
+def test_rows_sealed_with_json_associated_data_still_open(cipher: EnvelopeCipher) -> None:
+    """A row sealed with associated data built by `json.dumps` opens (format unchanged)."""
+    import json
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    owner, provider, kid = 'o"wn\u00e9r', "exa", "k1"
+    data_key, n1, n2 = AESGCM.generate_key(bit_length=256), os.urandom(12), os.urandom(12)
+    data_aad = json.dumps(["keyscope", "data", 1, "", owner, provider]).encode()
+    wrap_aad = json.dumps(["keyscope", "wrap", 1, kid, owner, provider]).encode()
+    sealed = replace(
+        cipher.seal("placeholder", owner=owner, provider=provider),
+        ciphertext=n1 + AESGCM(data_key).encrypt(n1, SECRET.encode(), data_aad),
+        wrapped_key=n2 + AESGCM(b"\x01" * 32).encrypt(n2, data_key, wrap_aad),
+    )
+    assert cipher.open(sealed, owner=owner, provider=provider) == SECRET
