@@ -281,6 +281,12 @@ class KeyStore:
 
     def _load_and_fill(self, user_id: str) -> UserRecords:
         self._coherence.catch_up()  # peers' writes first, so their users are evicted
+        # Most misses on a warm cache are a commit by anyone (a usage flush, another user's
+        # write) that made the cache untrusted until the catch-up: the user's entry, if the
+        # catch-up left it, is as good as a query.
+        cached = self.cached_records(user_id)
+        if cached is not None:
+            return cached
         generation = self._cache.generation(user_id)
         records = self._load(user_id)
         self._cache.fill(user_id, records, generation)

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Connection, Engine, case, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from keyscope.app.db import database_errors
@@ -145,40 +145,59 @@ class UsageTracker:
                     current.last_used = max(current.last_used, tally.last_used)
 
     def _write(self, conn: Connection, batch: dict[_Slot, _Tally]) -> None:
-        table = key_usage_daily
-        events: list[dict[str, Any]] = []
+        # Users' own keys, the bulk of every flush, go as two executemany statements (one
+        # upsert, one `last_used_at` update), so a flush costs the process little however
+        # many users it covers. The operator's key needs each row's new total, to tell the
+        # day's first use, so those slots go one statement each.
+        own: list[dict[str, Any]] = []
+        platform_slots: list[tuple[_Slot, _Tally]] = []
         for slot, tally in sorted(batch.items(), key=lambda item: _sort_key(item[0])):
-            user_id, provider, origin, day = slot
-            statement = (
-                self._insert(table)
-                .values(
-                    user_id=user_id,
-                    provider=provider.value,
-                    origin=origin.value,
-                    day=date.fromordinal(_EPOCH + day),
-                    requests=tally.requests,
-                )
-                .on_conflict_do_update(
-                    index_elements=["user_id", "provider", "origin", "day"],
-                    set_={"requests": table.c.requests + tally.requests},
-                )
-                .returning(table.c.requests)
-            )
-            total = conn.execute(statement).scalar_one()
-            used_at = datetime.fromtimestamp(tally.last_used, UTC)
-            if origin is KeyOrigin.USER:
-                columns = provider_keys.c
-                conn.execute(
-                    update(provider_keys)
-                    .where(columns.user_id == user_id, columns.provider == provider.value)
-                    .values(last_used_at=_later(columns.last_used_at, used_at))
-                )
-            elif total == tally.requests:  # this flush created the day's row: first use today
+            if slot[2] is KeyOrigin.USER:
+                own.append(_row(slot, tally))
+            else:
+                platform_slots.append((slot, tally))
+        if own:
+            conn.execute(self._increment, own)
+            conn.execute(_TOUCH_LAST_USED, own)
+        events: list[dict[str, Any]] = []
+        for slot, tally in platform_slots:
+            total = conn.execute(
+                self._increment.returning(key_usage_daily.c.requests), _row(slot, tally)
+            ).scalar_one()
+            if total == tally.requests:  # this flush created the day's row: first use today
+                user_id, provider, _, _ = slot
+                used_at = datetime.fromtimestamp(tally.last_used, UTC)
                 events.append(
                     event_row(user_id, provider, KeyAction.PLATFORM_USED, None,
                               request_id=None, at=used_at)
                 )  # fmt: skip
         append_events(conn, events)
+
+    @property
+    def _increment(self) -> Any:
+        statement = self._insert(key_usage_daily).values(
+            user_id=bindparam("u_user"),
+            provider=bindparam("u_provider"),
+            origin=bindparam("u_origin"),
+            day=bindparam("u_day"),
+            requests=bindparam("u_requests"),
+        )
+        return statement.on_conflict_do_update(
+            index_elements=["user_id", "provider", "origin", "day"],
+            set_={"requests": key_usage_daily.c.requests + statement.excluded.requests},
+        )
+
+
+def _row(slot: _Slot, tally: _Tally) -> dict[str, Any]:
+    user_id, provider, origin, day = slot
+    return {
+        "u_user": user_id,
+        "u_provider": provider.value,
+        "u_origin": origin.value,
+        "u_day": date.fromordinal(_EPOCH + day),
+        "u_requests": tally.requests,
+        "u_used": datetime.fromtimestamp(tally.last_used, UTC),
+    }
 
 
 def _sort_key(slot: _Slot) -> tuple[str, str, str, int]:
@@ -187,6 +206,16 @@ def _sort_key(slot: _Slot) -> tuple[str, str, str, int]:
     return (user_id, provider.value, origin.value, day)
 
 
-def _later(column: Any, value: datetime) -> Any:
+def _later(column: Any, value: Any) -> Any:
     """`max(column, value)`, NULL-safe, portable (SQLite has no GREATEST)."""
     return case((column.is_(None), value), (column < value, value), else_=column)
+
+
+_TOUCH_LAST_USED = (
+    update(provider_keys)
+    .where(
+        provider_keys.c.user_id == bindparam("u_user"),
+        provider_keys.c.provider == bindparam("u_provider"),
+    )
+    .values(last_used_at=_later(provider_keys.c.last_used_at, bindparam("u_used")))
+)

@@ -28,6 +28,8 @@ class Counters:
     requests: int = 0
     queries: int = 0
     queries_per_request: Counter[int] = field(default_factory=Counter)
+    # Statements by their first words (SQL text only: parameters are never looked at).
+    statements: Counter[str] = field(default_factory=Counter)
 
 
 counters = Counters()
@@ -70,8 +72,9 @@ def answer(user: str | None, client: GeminiClient | None) -> Answer:
 def count_queries(engine: Engine) -> None:
     """Count every SQL statement the engine sends (pool pre-pings are not statements)."""
 
-    def before_cursor_execute(*_: Any) -> None:
+    def before_cursor_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         counters.queries += 1
+        counters.statements[" ".join(statement.split())[:60]] += 1
         cell = _request_queries.get()
         if cell is not None:
             cell[0] += 1
@@ -88,6 +91,7 @@ def stats_router(extra: Callable[[], dict[str, Any]] | None = None) -> APIRouter
             "requests": counters.requests,
             "queries": counters.queries,
             "queries_per_request": {str(k): v for k, v in counters.queries_per_request.items()},
+            "statements": dict(counters.statements.most_common(8)),
             **(extra() if extra else {}),
         }
 
