@@ -5,12 +5,16 @@ one request at a time, rotating over the users, and reports process CPU per requ
 ladder of routes on the real keyscope app, each adding one step to the one before:
 
   none        routing + keyscope's middleware, no dependency
+  depends     + one FastAPI dependency that does nothing (FastAPI's own cost of a `Depends`)
   principal   + PrincipalDep (request scope, cached token verification)
   user_keys   + UserKeysDep instead (principal + encrypted records from the cache)
   decrypt     + opening the Gemini key (two AES-256-GCM layers)
   client      GeminiDep alone (decrypt + GeminiClient on the shared pools)
   bench       the `/bench/gemini` route the load test measures (GeminiDep, as /v1/gemini)
-  config      the app's own `GET /v1/copilotkit/config` (CopilotKitDep), the warm target
+  config      the app's own `GET /v1/copilotkit/config` endpoint (CopilotKitDep: the client,
+              the key-origin header, the usage count), routed in front like the rows above
+  config-in-place  the same request where the app routes it (behind FastAPI's docs routes
+              and the /breakdown routes in front), as the load test sends it
 
 and the bench's floor app: `bare` (a hard-coded key, nothing built per request) and
 `bare-gemini` (the same plus a GeminiClient on shared pools). Three alternatives to `config`
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
+from starlette.responses import Response
 
 from bench.apps.common import match_first
 from bench.databases import sqlite_database
@@ -44,9 +49,15 @@ from bench.seeding import BenchUser, make_users, seed_keyscope
 from bench.variants import VARIANTS
 
 Message = MutableMapping[str, Any]
-LADDER = ("none", "principal", "user_keys", "decrypt", "config", "client", "bench")
-ALTERNATIVES = ("principal-direct", "config-model", "config-2deps", "config-di-async")
-PATHS = {"bench": "/bench/gemini", "config": "/v1/copilotkit/config"}
+LADDER = ("none", "depends", "principal", "user_keys", "decrypt", "config", "client", "bench")
+ALTERNATIVES = (
+    "config-in-place",
+    "principal-direct",
+    "config-model",
+    "config-2deps",
+    "config-di-async",
+)
+PATHS = {"bench": "/bench/gemini", "config-in-place": "/v1/copilotkit/config"}
 
 
 def add_ladder_routes(app: FastAPI) -> None:
@@ -57,6 +68,13 @@ def add_ladder_routes(app: FastAPI) -> None:
 
     @app.get("/breakdown/none")
     async def none() -> dict[str, str]:
+        return {"user": "-"}
+
+    async def nothing() -> None:
+        return None
+
+    @app.get("/breakdown/depends")
+    async def depends(_: Annotated[None, Depends(nothing)]) -> dict[str, str]:
         return {"user": "-"}
 
     @app.get("/breakdown/principal")
@@ -83,6 +101,10 @@ def add_ladder_routes(app: FastAPI) -> None:
     from keyscope.app.clients import copilotkit_for, key_origin
     from keyscope.app.deps import CopilotKitDep, request_dependency
     from keyscope.app.routes.copilotkit import CopilotKitConfig
+    from keyscope.app.routes.copilotkit import config as config_endpoint
+
+    # The app's own endpoint function, unchanged, on a route matched first.
+    app.get("/breakdown/config", response_class=Response)(config_endpoint)
 
     container = app.state.container
     # dependency-injector's own async mode (what the client factories used before `Built`).
@@ -185,11 +207,11 @@ async def measure(apps: dict[str, tuple[Any, str]], users: list[BenchUser], args
                 await asyncio.sleep(0)
             samples[name].append(await _cpu_us(app, path, users, args.requests))
     bare = statistics.median(samples["bare"])
-    print(f"{'route':<12} {'CPU µs/request':>15} {'x bare':>7} {'spread':>15}")
+    print(f"{'route':<16} {'CPU µs/request':>15} {'x bare':>7} {'spread':>15}")
     for name, values in samples.items():
         median = statistics.median(values)
         spread = f"{min(values):.1f}-{max(values):.1f}"
-        print(f"{name:<12} {median:>15.1f} {median / bare:>7.2f} {spread:>15}")
+        print(f"{name:<16} {median:>15.1f} {median / bare:>7.2f} {spread:>15}")
 
 
 def main() -> None:
