@@ -119,7 +119,7 @@ def integrate(
         authenticated_prefixes=tuple(prefix + r.prefix + "/" for r in mounted if r.prefix),
         only_prefixes=tuple(prefix + r.prefix for r in mounted if r.prefix),
     )
-    install_openapi(app, tuple(prefix + r.prefix for r in mounted if r.prefix))
+    install_openapi(app, tuple(prefix + r.prefix for r in mounted if r.prefix), prefix=prefix)
     install_access_log_redaction()
     app.add_middleware(RequestScopeMiddleware, container=container)  # outermost: opens the scope
     app.state.container = container
