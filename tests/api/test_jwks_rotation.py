@@ -17,6 +17,7 @@ from dependency_injector import providers as di
 from sqlalchemy import Engine
 
 from keyscope.app.main import create_app
+from keyscope.app.testing import app_client
 from keyscope.containers import Container
 from tests.support.settings import make_settings
 
@@ -84,8 +85,7 @@ async def jwks_client(
         jwt_jwks_min_interval=MIN_INTERVAL,
     )
     app = create_app(Container(settings=di.Object(settings), engine=di.Object(clean_engine)))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with app_client(app, "http://t") as client:
         yield client
 
 
