@@ -9,7 +9,7 @@ records cleared per test) and `keyscope_auth` (headers for a user). Override
 
     @pytest.fixture(scope="session")
     def keyscope_database_url() -> Iterator[str]:
-        with postgres_database(require_postgres()) as url:   # keyscope.app.testing
+        with postgres_database(require_postgres()) as url:   # both in keyscope.app.testing
             migrate(url)
             yield url
 
@@ -35,24 +35,10 @@ from keyscope.app.testing import (
     auth_headers,
     make_test_container,
     migrate,
-    postgres_admin_url,
-    postgres_unreachable,
 )
 from keyscope.containers import Container
 
 _state_dir: tempfile.TemporaryDirectory[str] | None = None
-
-
-def require_postgres(admin_url: str | None = None) -> str:
-    """The test server's URL if it answers; else skip the running test, or fail it under
-    `KEYSCOPE_TEST_REQUIRE_POSTGRES=1`."""
-    url = admin_url or postgres_admin_url()
-    reason = postgres_unreachable(url)
-    if reason is not None:
-        if os.environ.get("KEYSCOPE_TEST_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"KEYSCOPE_TEST_REQUIRE_POSTGRES=1 but {reason}")
-        pytest.skip(reason)
-    return url
 
 
 def pytest_configure(config: pytest.Config) -> None:  # noqa: ARG001  # pytest's hook signature

@@ -14,7 +14,7 @@ the database is the one you give (`migrate()` it first, or use the plugin's fixt
 
 PostgreSQL: `postgres_database()` is a throw-away database on the server named by
 `KEYSCOPE_TEST_POSTGRES_URL` (default `postgresql+psycopg://postgres@127.0.0.1:5432/postgres`),
-dropped on exit; the plugin's `require_postgres()` skips a test when that server does not
+dropped on exit; `require_postgres()` (for pytest) skips a test when that server does not
 answer, or fails it under `KEYSCOPE_TEST_REQUIRE_POSTGRES=1` (CI).
 
 Two ways to fix a user's keys without a token or a database:
@@ -66,6 +66,7 @@ __all__ = [
     "postgres_admin_url",
     "postgres_database",
     "postgres_unreachable",
+    "require_postgres",
     "running",
     "token_for",
     "upstream_settings",
@@ -175,6 +176,20 @@ def postgres_unreachable(admin_url: str | None = None) -> str | None:
     finally:
         engine.dispose()
     return None
+
+
+def require_postgres(admin_url: str | None = None) -> str:
+    """The test server's URL if it answers; else skip the running pytest test, or fail it
+    under `KEYSCOPE_TEST_REQUIRE_POSTGRES=1` (CI must not go green by skipping PostgreSQL)."""
+    import pytest  # only the test run needs it; the kit's other helpers do not
+
+    url = admin_url or postgres_admin_url()
+    reason = postgres_unreachable(url)
+    if reason is not None:
+        if os.environ.get("KEYSCOPE_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"KEYSCOPE_TEST_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    return url
 
 
 @contextmanager

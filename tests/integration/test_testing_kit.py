@@ -4,8 +4,12 @@ turns into a failure."""
 import pytest
 from sqlalchemy import create_engine, text
 
-from keyscope.app.pytest_plugin import require_postgres
-from keyscope.app.testing import postgres_admin_url, postgres_database, postgres_unreachable
+from keyscope.app.testing import (
+    postgres_admin_url,
+    postgres_database,
+    postgres_unreachable,
+    require_postgres,
+)
 from tests.support.providers import refusing_url
 
 PASSWORD = "kit-test-password-never-shown"

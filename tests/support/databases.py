@@ -3,7 +3,7 @@ kit's, `keyscope.app.testing.postgres_database`, which adopters use too).
 
 PostgreSQL tests skip with a reason when the server is unreachable on a developer's machine,
 and fail when KEYSCOPE_TEST_REQUIRE_POSTGRES=1 (as `.ci/run` sets): CI must never go green
-by skipping the production engine (`keyscope.app.pytest_plugin.require_postgres`).
+by skipping the production engine (`keyscope.app.testing.require_postgres`).
 """
 
 from collections.abc import Iterator
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from keyscope.app import testing
 from keyscope.app.migrate import upgrade
-from keyscope.app.pytest_plugin import require_postgres
+from keyscope.app.testing import require_postgres
 
 
 def sqlite_url(directory: Path) -> str:

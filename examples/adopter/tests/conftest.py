@@ -15,8 +15,7 @@ from sqlalchemy import delete
 
 from app.main import create_app
 from app.migrate import upgrade_all
-from keyscope.app.pytest_plugin import require_postgres
-from keyscope.app.testing import app_client, postgres_database
+from keyscope.app.testing import app_client, postgres_database, require_postgres
 from keyscope.containers import Container
 
 pytest_plugins = ["keyscope.app.pytest_plugin"]
