@@ -1,13 +1,16 @@
 """Engine construction and the database-fault translation shared by every query.
 
-Queries run on a synchronous SQLAlchemy engine in worker threads (`anyio.to_thread`), so
+Queries run on a synchronous SQLAlchemy engine in worker threads (`run_in_db_thread`), so
 nothing blocks the event loop and SQLite and PostgreSQL share one code path.
 """
 
-from collections.abc import Iterator
+import asyncio
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -28,6 +31,27 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+T = TypeVar("T")
+
+# Database work runs in threads of keyscope's own, not the default pool that `def` endpoints
+# hold while they wait: a `def` endpoint resolving keys through @inject waits (in its thread)
+# for a query, which must not need a thread that such endpoints have all taken.
+DATABASE_THREADS = 16
+_limiters: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def run_in_db_thread(func: Callable[..., T], *args: Any) -> T:
+    """`func(*args)` in one of keyscope's database threads (one limiter per event loop)."""
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(DATABASE_THREADS)
+    # Abandoned when its caller gives up (a request's deadline): the thread finishes or fails
+    # on its own, and the limiter's token is handed back at once.
+    return await anyio.to_thread.run_sync(func, *args, limiter=limiter, abandon_on_cancel=True)
 
 
 def make_engine(url: str, *, statement_timeout_ms: int = 5_000) -> Engine:

@@ -5,6 +5,7 @@ The factory is separate from the container so tests and embedding apps build the
 """
 
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyscope.app.access_log import install_access_log_redaction
 from keyscope.app.body_limit import BodyLimitMiddleware
@@ -21,7 +23,7 @@ from keyscope.app.legacy.wiring.binding import LegacyEnvMiddleware
 from keyscope.app.legacy.wiring.lifecycle import install_legacy_overlay, uninstall_legacy_overlay
 from keyscope.app.legacy.wiring.router import router as legacy_router
 from keyscope.app.openapi import install_openapi
-from keyscope.app.problems import install_error_handlers
+from keyscope.app.problems import install_error_handlers, problem
 from keyscope.app.routes import copilotkit, exa, gemini, health, metrics
 from keyscope.app.schema import report_schema_at_startup
 from keyscope.app.scope import RequestScopeMiddleware
@@ -33,6 +35,18 @@ Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
 
 # Start-up waits this long for the cache listener; past it the app serves, reading through.
 COHERENCE_START_WAIT_SECONDS = 3.0
+
+# The containers whose `keyscope_lifespan` is running (entered, not yet left).
+_running: "weakref.WeakSet[Container]" = weakref.WeakSet()
+
+NOT_STARTED = (
+    "keyscope's start-up has not run for this app: it is served without its ASGI lifespan (as "
+    "Starlette serves an app mounted inside another with host.mount(...), or a test client "
+    "that skips it), so usage would never be written and pools never closed. Call "
+    "keyscope.app.main.integrate(host, prefix=...) on the app the server runs, or enter "
+    "keyscope.app.main.keyscope_lifespan(container) in the host's lifespan; in tests use "
+    "keyscope.app.testing.app_client(app) or `with TestClient(app)`"
+)
 
 
 class AlreadyIntegrated(RuntimeError):
@@ -72,8 +86,9 @@ def integrate(
     only on keyscope's routes unless `problem_json_everywhere=True`.
 
     Call it once per app, on the app the server runs: Starlette does not run a mounted
-    sub-app's lifespan, so with the overlay toggled on such an app refuses requests (and says
-    why in the log) rather than serve legacy code the operator's key.
+    sub-app's lifespan, so an app integrated and then mounted refuses every request (503
+    `keyscope-not-started`, naming the fix) until `keyscope_lifespan(container)` runs, e.g.
+    from the host's lifespan.
     """
     if getattr(app.state, "keyscope", None) is not None:
         raise AlreadyIntegrated("keyscope is already integrated into this app")
@@ -119,9 +134,10 @@ def integrate(
         authenticated_prefixes=tuple(prefix + r.prefix + "/" for r in mounted if r.prefix),
         only_prefixes=tuple(prefix + r.prefix for r in mounted if r.prefix),
     )
-    install_openapi(app, tuple(prefix + r.prefix for r in mounted if r.prefix))
+    install_openapi(app, tuple(prefix + r.prefix for r in mounted if r.prefix), prefix=prefix)
     install_access_log_redaction()
     app.add_middleware(RequestScopeMiddleware, container=container)  # outermost: opens the scope
+    _refuse_until_started(app, container)
     app.state.container = container
     app.state.keyscope = Integration(
         container, prefix, tuple(r.prefix or "/" for r in mounted), legacy
@@ -163,7 +179,14 @@ def _chained(inner: Lifespan, container: Container, legacy: bool) -> Lifespan:
 
 
 @asynccontextmanager
-async def keyscope_lifespan(container: Container, legacy: bool) -> AsyncIterator[None]:
+async def keyscope_lifespan(
+    container: Container, legacy: bool | None = None
+) -> AsyncIterator[None]:
+    """keyscope's start-up and shut-down for `container` (integrate() chains it around the
+    app's own lifespan). Enter it yourself from a host app's lifespan when the integrated app
+    is mounted inside that host. `legacy` defaults to the settings' KEYSCOPE_LEGACY_ENV."""
+    if legacy is None:
+        legacy = container.settings().legacy_env == "overlay"
     await anyio.to_thread.run_sync(report_schema_at_startup, container.engine())
     await anyio.to_thread.run_sync(_report_unknown_key_ids, container)
     coherence = container.key_store().coherence
@@ -172,15 +195,54 @@ async def keyscope_lifespan(container: Container, legacy: bool) -> AsyncIterator
         install_legacy_overlay(container)
     usage = container.usage()
     usage.start()
+    _running.add(container)
     try:
         yield
     finally:
+        _running.discard(container)
         await anyio.to_thread.run_sync(usage.stop)  # the last flush: nothing counted is lost
         if legacy:
             uninstall_legacy_overlay()
         await container.http().aclose()
         await anyio.to_thread.run_sync(coherence.stop)
         container.engine().dispose()
+
+
+def _refuse_until_started(app: FastAPI, container: Container) -> None:
+    """Put a guard outside the app's whole middleware stack that answers 503 while keyscope's
+    lifespan is not running for `container`, and takes itself out of the stack on the first
+    request it lets through, so a started app pays nothing for it."""
+    build = app.build_middleware_stack
+
+    def build_guarded() -> ASGIApp:
+        return _StartedGuard(app, build(), container)
+
+    app.build_middleware_stack = build_guarded  # type: ignore[method-assign]  # wraps Starlette's
+
+
+class _StartedGuard:
+    def __init__(self, owner: FastAPI, app: ASGIApp, container: Container) -> None:
+        self.owner = owner
+        self.app = app
+        self.container = container
+        self.logged = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or self.container in _running:
+            if scope["type"] != "lifespan":
+                # Starlette calls `middleware_stack` per request: from now on, the stack
+                # without this guard.
+                self.owner.middleware_stack = self.app
+            await self.app(scope, receive, send)
+            return
+        if not self.logged:
+            self.logged = True
+            log.error("requests refused: %s", NOT_STARTED)
+        if scope["type"] == "http":
+            response = problem(503, "keyscope-not-started", "keyscope not started", NOT_STARTED)
+            await response(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1011})
 
 
 def _report_unknown_key_ids(container: Container) -> None:

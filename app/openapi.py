@@ -3,7 +3,9 @@
 FastAPI's generated document has no security scheme (so /docs cannot send a token), lists
 its own `HTTPValidationError` for 422 (keyscope answers problem+json) and none of the other
 errors. This post-processes it once, for keyscope's own operations only (those under the
-prefixes given), so an adopter's own operations are left as they are.
+prefixes given), so an adopter's own operations are left as they are. keyscope's paths are
+keyed below as it declares them; under `integrate(app, prefix=...)` the table is moved under
+the prefix once, when the hook is installed.
 """
 
 import json
@@ -56,7 +58,8 @@ _DESCRIPTIONS = {
 }
 
 _UPSTREAM = (400, 409, 422, 429, 502, 504)
-# Errors by (method, path) beyond those every authenticated operation can answer.
+# Errors by (method, path) beyond those every authenticated operation can answer; paths as
+# keyscope's routers declare them (no integration prefix).
 _ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("put", "/v1/keys/{provider}"): (404, 413, 415, 422),
     ("delete", "/v1/keys/{provider}"): (404,),
@@ -81,8 +84,21 @@ def _problem_response(status: int) -> dict[str, Any]:
     }
 
 
-def document(schema: dict[str, Any], authenticated_prefixes: Iterable[str] = ("/v1/",)) -> None:
-    """Rewrite a FastAPI OpenAPI document in place (see the module docstring)."""
+ErrorTable = dict[tuple[str, str], tuple[int, ...]]
+
+
+def errors_under(prefix: str) -> ErrorTable:
+    """The per-operation errors of keyscope's routes mounted under `prefix` ("" = none)."""
+    return {(method, prefix + path): codes for (method, path), codes in _ERRORS.items()}
+
+
+def document(
+    schema: dict[str, Any],
+    authenticated_prefixes: Iterable[str] = ("/v1/",),
+    errors: ErrorTable = _ERRORS,
+) -> None:
+    """Rewrite a FastAPI OpenAPI document in place (see the module docstring); `errors` is
+    `errors_under(prefix)` when keyscope's routes are mounted under a prefix."""
     components = schema.setdefault("components", {})
     components.setdefault("schemas", {})["Problem"] = _PROBLEM
     components.setdefault("securitySchemes", {})[SCHEME] = {
@@ -93,7 +109,7 @@ def document(schema: dict[str, Any], authenticated_prefixes: Iterable[str] = ("/
     prefixes = tuple(authenticated_prefixes)
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
-            extra = _ERRORS.get((method, path))
+            extra = errors.get((method, path))
             secured = path.startswith(prefixes)
             if extra is None and not secured:
                 continue
@@ -124,15 +140,19 @@ def _referenced(schema: dict[str, Any], name: str) -> bool:
     return f'"#/components/schemas/{name}"' in json.dumps(schema.get("paths", {}))
 
 
-def install_openapi(app: FastAPI, authenticated_prefixes: Iterable[str] = ("/v1/",)) -> None:
-    """Wrap `app.openapi` (whatever it was) so the document is rewritten once, when built."""
+def install_openapi(
+    app: FastAPI, authenticated_prefixes: Iterable[str] = ("/v1/",), *, prefix: str = ""
+) -> None:
+    """Wrap `app.openapi` (whatever it was) so the document is rewritten once, when built;
+    `prefix` is the one keyscope's routers were included under."""
     generate: Callable[[], dict[str, Any]] = app.openapi
     prefixes = tuple(authenticated_prefixes)
+    errors = errors_under(prefix) if prefix else _ERRORS
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            document(schema, prefixes)
+            document(schema, prefixes, errors)
             app.openapi_schema = schema
         return app.openapi_schema
 

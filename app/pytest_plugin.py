@@ -5,7 +5,17 @@
 and ask for `keyscope_container` (a container of its own per test, on a migrated database
 emptied before the test, pointed at the loopback fakes), `keyscope_upstreams` (the fakes,
 records cleared per test) and `keyscope_auth` (headers for a user). Override
-`keyscope_database_url` to run on another database (e.g. a PostgreSQL one per session).
+`keyscope_database_url` to run on another database, e.g. a PostgreSQL one per session:
+
+    @pytest.fixture(scope="session")
+    def keyscope_database_url() -> Iterator[str]:
+        with postgres_database(require_postgres()) as url:   # both in keyscope.app.testing
+            migrate(url)
+            yield url
+
+`require_postgres()` skips the test when the test server does not answer, and fails it when
+`KEYSCOPE_TEST_REQUIRE_POSTGRES=1` (set it in CI: a suite must not go green by skipping the
+production engine).
 
 The plugin also points `KEYSCOPE_STATE_DIR` at a temporary directory for the test session
 unless it is set, so importing an app that builds its own container in local mode writes its

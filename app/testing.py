@@ -12,6 +12,11 @@
 Nothing here writes a file: the test container has its own secrets (no local-mode files) and
 the database is the one you give (`migrate()` it first, or use the plugin's fixture).
 
+PostgreSQL: `postgres_database()` is a throw-away database on the server named by
+`KEYSCOPE_TEST_POSTGRES_URL` (default `postgresql+psycopg://postgres@127.0.0.1:5432/postgres`),
+dropped on exit; `require_postgres()` (for pytest) skips a test when that server does not
+answer, or fails it under `KEYSCOPE_TEST_REQUIRE_POSTGRES=1` (CI).
+
 Two ways to fix a user's keys without a token or a database:
 
     container.user_keys.override(providers.Object(StaticUserKeys("alice", {GEMINI: "k"})))
@@ -22,15 +27,20 @@ Two ways to fix a user's keys without a token or a database:
 
 import asyncio
 import base64
+import os
 import secrets
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 import httpx
 from dependency_injector import providers as di
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyscope.app.migrate import upgrade as migrate
@@ -53,6 +63,10 @@ __all__ = [
     "make_test_settings",
     "migrate",
     "override_client",
+    "postgres_admin_url",
+    "postgres_database",
+    "postgres_unreachable",
+    "require_postgres",
     "running",
     "token_for",
     "upstream_settings",
@@ -140,6 +154,63 @@ def override_client(container: Container, provider: ProviderName, client: object
 def keys_seen(upstreams: FakeUpstreams, provider: ProviderName) -> list[str | None]:
     """The key each request to `provider`'s fake carried, in arrival order."""
     return [record.key for record in upstreams.records(provider)]
+
+
+DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def postgres_admin_url() -> str:
+    """The test server's URL: `KEYSCOPE_TEST_POSTGRES_URL`, else the local default."""
+    return os.environ.get("KEYSCOPE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
+
+
+def postgres_unreachable(admin_url: str | None = None) -> str | None:
+    """Why the test server does not answer (one line, no password), or None when it does."""
+    url = admin_url or postgres_admin_url()
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        return f"PostgreSQL unreachable at {make_url(url).render_as_string()}: {exc.orig}"
+    finally:
+        engine.dispose()
+    return None
+
+
+def require_postgres(admin_url: str | None = None) -> str:
+    """The test server's URL if it answers; else skip the running pytest test, or fail it
+    under `KEYSCOPE_TEST_REQUIRE_POSTGRES=1` (CI must not go green by skipping PostgreSQL)."""
+    import pytest  # only the test run needs it; the kit's other helpers do not
+
+    url = admin_url or postgres_admin_url()
+    reason = postgres_unreachable(url)
+    if reason is not None:
+        if os.environ.get("KEYSCOPE_TEST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"KEYSCOPE_TEST_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    return url
+
+
+@contextmanager
+def postgres_database(
+    admin_url: str | None = None, *, prefix: str = "keyscope_test"
+) -> Iterator[str]:
+    """A fresh, empty database on the test server (named `prefix` + random hex), its URL
+    yielded, dropped on exit even if connections are still open. Migrate it yourself."""
+    url = admin_url or postgres_admin_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 class LifespanFailed(RuntimeError):

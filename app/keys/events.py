@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-import anyio.to_thread
 from sqlalchemy import Connection, Engine, insert, select
 
-from keyscope.app.db import database_errors
+from keyscope.app.db import database_errors, run_in_db_thread
 from keyscope.app.keys.models import key_events
 from keyscope.app.scope import current_scope_or_none
 from keyscope.providers import ProviderName
@@ -89,11 +88,11 @@ class EventLog:
         self._engine = engine
 
     async def append(self, rows: list[dict[str, Any]]) -> None:
-        await anyio.to_thread.run_sync(self._append, rows)
+        await run_in_db_thread(self._append, rows)
 
     async def page(self, user_id: str, *, limit: int, before: int | None) -> list[KeyEvent]:
         """The user's events newest first; `before` is the last id of the previous page."""
-        return await anyio.to_thread.run_sync(self._page, user_id, limit, before)
+        return await run_in_db_thread(self._page, user_id, limit, before)
 
     def _append(self, rows: list[dict[str, Any]]) -> None:
         with database_errors(), self._engine.begin() as conn:

@@ -14,11 +14,10 @@ Days are UTC days; a refusal says how long until the next one starts.
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-import anyio.to_thread
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 
-from keyscope.app.db import database_errors
+from keyscope.app.db import database_errors, run_in_db_thread
 from keyscope.app.errors import PlatformQuotaExceeded
 from keyscope.app.keys.models import platform_quota_usage
 from keyscope.providers import ProviderName
@@ -36,7 +35,7 @@ class PlatformQuota:
         """Take one unit of today's allowance, or raise PlatformQuotaExceeded."""
         limit = self.limits[provider]
         now = datetime.now(UTC)
-        served = limit > 0 and await anyio.to_thread.run_sync(
+        served = limit > 0 and await run_in_db_thread(
             self._take, user_id, provider, now.date(), limit
         )
         if not served:

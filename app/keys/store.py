@@ -14,9 +14,7 @@ cannot fire for a query that never reached it (a black-holed connection), so the
 gives up waiting, answers 503, and leaves the thread to finish or fail on its own.
 """
 
-import asyncio
 import logging
-import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,11 +22,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import anyio
-import anyio.to_thread
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from keyscope.app.db import database_errors
+from keyscope.app.db import database_errors, run_in_db_thread
 from keyscope.app.errors import DatabaseUnavailable
 from keyscope.app.keys.cache import RecordCache
 from keyscope.app.keys.coherence import Coherence, LocalOnly
@@ -52,25 +49,6 @@ class RewrapBatch:
     rewrapped: int = 0
     changed_meanwhile: int = 0  # replaced by a PUT while the batch ran: already under primary
     unreadable: int = 0
-
-
-# Database work runs in threads of keyscope's own, not the default pool that `def` endpoints
-# hold while they wait: a `def` endpoint resolving keys through @inject waits (in its thread)
-# for a query, which must not need a thread that such endpoints have all taken.
-DATABASE_THREADS = 16
-_limiters: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def _run_in_thread(func: Callable[..., T], *args: Any) -> T:
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        limiter = _limiters[loop] = anyio.CapacityLimiter(DATABASE_THREADS)
-    # Abandoned when its request gives up (KeyStore._in_thread): the thread finishes or fails
-    # on its own, and the limiter's token is handed back at once.
-    return await anyio.to_thread.run_sync(func, *args, limiter=limiter, abandon_on_cancel=True)
 
 
 LAST4_MIN_LENGTH = 12  # shorter keys show no tail: four characters of eight is half a key
@@ -216,7 +194,7 @@ class KeyStore:
     ) -> T:
         """`func(*args)` in a worker thread, given up after the deadline (503)."""
         with anyio.move_on_after(deadline or self._deadline) as scope:
-            return await _run_in_thread(func, *args)
+            return await run_in_db_thread(func, *args)
         if scope.cancelled_caught:
             log.warning("database call given up after its deadline: %s", func.__name__)
         raise DatabaseUnavailable

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import anyio.to_thread
 from sqlalchemy import Connection, Engine, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from keyscope.app.db import database_errors
+from keyscope.app.db import database_errors, run_in_db_thread
 from keyscope.app.keys.events import KeyAction, append_events, event_row
 from keyscope.app.keys.models import key_usage_daily, provider_keys
 from keyscope.app.user_keys import KeyOrigin
@@ -117,7 +116,7 @@ class UsageTracker:
 
     async def recent(self, user_id: str, days: int = 30) -> list[dict[str, Any]]:
         """The user's flushed daily counts for the last `days` UTC days, newest first."""
-        return await anyio.to_thread.run_sync(self._recent, user_id, days)
+        return await run_in_db_thread(self._recent, user_id, days)
 
     def _recent(self, user_id: str, days: int) -> list[dict[str, Any]]:
         table = key_usage_daily

@@ -3,6 +3,7 @@
 import anyio
 from fastapi import APIRouter, Response
 
+from keyscope.app.db import run_in_db_thread
 from keyscope.app.deps import EngineDep, KeyStoreDep
 from keyscope.app.errors import DatabaseUnavailable, SchemaNotMigrated
 from keyscope.app.problems import ProblemRoute, problem
@@ -31,9 +32,7 @@ async def readyz(store: KeyStoreDep, engine: EngineDep) -> Response | dict[str, 
     try:
         with anyio.fail_after(READY_TIMEOUT_SECONDS):
             await store.ping(READY_TIMEOUT_SECONDS)
-            state = await anyio.to_thread.run_sync(
-                read_schema_state, engine, abandon_on_cancel=True
-            )
+            state = await run_in_db_thread(read_schema_state, engine)
     except (DatabaseUnavailable, TimeoutError):
         return problem(503, "not-ready", "Not ready", "The key database is unreachable.")
     if not state.migrated:

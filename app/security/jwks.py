@@ -10,20 +10,24 @@ each fetch, so:
   unless a fetch was attempted less than `min_fetch_interval` ago: that interval is the most a
   new key can wait, and it bounds fetches whatever `kid`s callers make up (one per interval).
 
-Fetches are single-flight (a lock; callers that waited see the fresh set). When a fetch fails
-the last good set stays in use (an identity provider outage must not lock every user out) and
-the fetch is retried no sooner than `min_fetch_interval`. Fetching is blocking (urllib): run
-`key()` in a worker thread; `key_now()` never touches the network.
+Fetches are single-flight (callers that arrive during a fetch await the same one and see the
+fresh set). When a fetch fails the last good set stays in use (an identity provider outage
+must not lock every user out) and the fetch is retried no sooner than `min_fetch_interval`.
+Fetching is an async httpx call on the event loop: it needs no worker thread, so it never
+waits behind `def` endpoints that hold the default thread pool (nor takes a database
+thread); `key_now()` never touches the network.
 """
 
+import asyncio
 import json
-import threading
+import ssl
 import time
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
 
+import anyio
+import httpx
 import jwt
 
 MAX_JWKS_BYTES = 512 * 1024
@@ -32,20 +36,36 @@ MAX_JWKS_BYTES = 512 * 1024
 class Lookup(Enum):
     """What `key_now()` found when it had no key to hand out."""
 
-    FETCH = "fetch"  # the answer needs a fetch: call `key()` from a worker thread
+    FETCH = "fetch"  # the answer needs a fetch: await `key()`
     UNKNOWN = "unknown"  # not in the current set, and a fetch is not allowed yet
 
 
-def fetch_url(url: str, timeout: float) -> bytes:
-    """GET `url` (http or https only), at most MAX_JWKS_BYTES."""
-    if not url.startswith(("https://", "http://")):
-        raise ValueError("the JWKS URL must be http(s)")
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-        body: bytes = response.read(MAX_JWKS_BYTES + 1)
-    if len(body) > MAX_JWKS_BYTES:
-        raise ValueError("JWKS document too large")
-    return body
+Fetch = Callable[[str, float], Awaitable[bytes]]
+
+
+def url_fetcher(ssl_context: ssl.SSLContext | None = None) -> Fetch:
+    """GET a JWKS URL (http or https only) within `within` seconds in all, at most
+    MAX_JWKS_BYTES; a client per fetch (fetches are minutes apart), one SSL context."""
+    context = ssl_context or httpx.create_ssl_context()
+
+    async def fetch(url: str, within: float) -> bytes:
+        if not url.startswith(("https://", "http://")):
+            raise ValueError("the JWKS URL must be http(s)")
+        body = bytearray()
+        with anyio.fail_after(within):  # httpx's timeouts bound each read, not the whole
+            # Redirects are followed (no credentials travel with a JWKS request).
+            async with (
+                httpx.AsyncClient(verify=context, timeout=within, follow_redirects=True) as client,
+                client.stream("GET", url, headers={"Accept": "application/json"}) as response,
+            ):
+                response.raise_for_status()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        raise ValueError("JWKS document too large")
+        return bytes(body)
+
+    return fetch
 
 
 def parse_jwks(body: bytes) -> dict[str, Any]:
@@ -77,7 +97,7 @@ class JwksKeys:
         refresh_seconds: float = 300.0,
         min_fetch_interval: float = 5.0,
         timeout: float = 5.0,
-        fetch: Callable[[str, float], bytes] = fetch_url,
+        fetch: Fetch | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if min_fetch_interval <= 0 or refresh_seconds < min_fetch_interval:
@@ -86,9 +106,9 @@ class JwksKeys:
         self.refresh_seconds = refresh_seconds
         self.min_fetch_interval = min_fetch_interval
         self._timeout = timeout
-        self._fetch = fetch
+        self._fetch = fetch or url_fetcher()
         self._clock = clock
-        self._lock = threading.Lock()
+        self._inflight: asyncio.Task[None] | None = None
         self._keys: dict[str, Any] = {}
         self._fetched_at: float | None = None  # last successful fetch
         self._attempted_at: float | None = None  # last fetch, successful or not
@@ -104,14 +124,24 @@ class JwksKeys:
             return key
         return Lookup.FETCH if self._may_fetch(now) else Lookup.UNKNOWN
 
-    def key(self, kid: str) -> Any | None:
+    async def key(self, kid: str) -> Any | None:
         """The key for `kid`, fetching the set first when it is stale or lacks `kid`; None
-        when the (possibly refreshed) set has no such key. Blocking."""
-        with self._lock:
+        when the (possibly refreshed) set has no such key. Call it on the event loop."""
+        inflight = self._inflight
+        if inflight is None:
             now = self._clock()
             if self._is_stale(now) or (kid not in self._keys and self._may_fetch(now)):
-                self._refresh(now)
-            return self._keys.get(kid)
+                inflight = self._inflight = asyncio.ensure_future(self._refresh(now))
+                inflight.add_done_callback(self._fetched)
+        if inflight is not None:
+            # Shielded: a caller that gives up (its request was cancelled) leaves the shared
+            # fetch running for the others.
+            await asyncio.shield(inflight)
+        return self._keys.get(kid)
+
+    def _fetched(self, task: "asyncio.Task[None]") -> None:
+        if self._inflight is task:
+            self._inflight = None
 
     def seconds_fresh(self) -> float:
         """How much longer the current set counts as fresh (0 when it is due for a fetch):
@@ -129,13 +159,15 @@ class JwksKeys:
     def _may_fetch(self, now: float) -> bool:
         return self._attempted_at is None or now - self._attempted_at >= self.min_fetch_interval
 
-    def _refresh(self, now: float) -> None:
+    async def _refresh(self, now: float) -> None:
         self._attempted_at = now
         self.fetches += 1
         try:
-            keys = parse_jwks(self._fetch(self.url, self._timeout))
-        except (OSError, ValueError):
-            return  # keep the last good set; retried after min_fetch_interval
+            keys = parse_jwks(await self._fetch(self.url, self._timeout))
+        except (OSError, ValueError, httpx.HTTPError):
+            # Unreachable, an error status, too slow (TimeoutError is an OSError) or not a key
+            # set: keep the last good set; retried after min_fetch_interval.
+            return
         self._keys = keys
         self._fetched_at = now
 

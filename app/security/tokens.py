@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import Any
 
-import anyio.to_thread
 import jwt
 
 from keyscope.app.errors import InvalidToken, MissingToken
@@ -77,8 +76,7 @@ class TokenVerifier:
         assert token is not None  # verify_now() handled the rest
         assert self._jwks is not None
         kid = _kid(check_token_shape(token, require_low_s=self._require_low_s))
-        # The key set is fetched over blocking urllib: keep it off the loop.
-        key = await anyio.to_thread.run_sync(self._jwks.key, kid)
+        key = await self._jwks.key(kid)  # an async fetch when needed (app/security/jwks.py)
         if key is None:
             raise InvalidToken
         principal = self._decode(token, key)

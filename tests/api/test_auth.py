@@ -4,6 +4,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,6 +17,7 @@ from dependency_injector import providers as di
 from sqlalchemy import Engine
 
 from keyscope.app.main import create_app
+from keyscope.app.testing import app_client
 from keyscope.containers import Container
 from tests.support.settings import JWT_SECRET, make_settings
 
@@ -109,19 +111,15 @@ async def test_leeway_accepts_just_expired(client: httpx.AsyncClient) -> None:
 
 @pytest.fixture
 async def client_for(clean_engine: Engine, database_url: str) -> AsyncIterator[Callable[..., Any]]:
-    """Build a client whose app has the given settings overrides."""
-    stack: list[httpx.AsyncClient] = []
+    """Build a client whose app has the given settings overrides (lifespan entered)."""
+    async with AsyncExitStack() as stack:
 
-    async def build(**overrides: Any) -> httpx.AsyncClient:
-        settings = make_settings(database_url, **overrides)
-        app = create_app(Container(settings=di.Object(settings), engine=di.Object(clean_engine)))
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-        stack.append(client)
-        return client
+        async def build(**overrides: Any) -> httpx.AsyncClient:
+            settings = make_settings(database_url, **overrides)
+            container = Container(settings=di.Object(settings), engine=di.Object(clean_engine))
+            return await stack.enter_async_context(app_client(create_app(container), "http://t"))
 
-    yield build
-    for client in stack:
-        await client.aclose()
+        yield build
 
 
 async def test_audience_and_issuer_are_checked(client_for: Callable[..., Any]) -> None:

@@ -1,5 +1,6 @@
 """JWKS against a real loopback endpoint: removed keys stop, new keys start, fetches bounded."""
 
+import asyncio
 import json
 import secrets
 import threading
@@ -17,6 +18,7 @@ from dependency_injector import providers as di
 from sqlalchemy import Engine
 
 from keyscope.app.main import create_app
+from keyscope.app.testing import app_client
 from keyscope.containers import Container
 from tests.support.settings import make_settings
 
@@ -84,8 +86,7 @@ async def jwks_client(
         jwt_jwks_min_interval=MIN_INTERVAL,
     )
     app = create_app(Container(settings=di.Object(settings), engine=di.Object(clean_engine)))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with app_client(app, "http://t") as client:
         yield client
 
 
@@ -154,3 +155,26 @@ async def test_unknown_kid_and_wrong_signer_are_401(
     now = int(time.time())
     no_kid = jwt.encode({"sub": "a", "exp": now + 60}, KEYS["a"], algorithm="RS256")
     assert await status(jwks_client, no_kid) == 401
+
+
+async def test_fetch_needs_no_thread_of_the_default_pool(
+    jwks_client: httpx.AsyncClient, jwks: JwksServer
+) -> None:
+    """With every thread of anyio's default pool taken (as `def` endpoints take them while
+    they wait), a token whose key needs a fetch still verifies, and concurrent ones make one
+    fetch between them."""
+    jwks.published = {"a"}
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    holders = [object() for _ in range(int(limiter.total_tokens))]
+    for holder in holders:
+        await limiter.acquire_on_behalf_of(holder)
+    try:
+        with anyio.fail_after(5):
+            codes = await asyncio.gather(
+                *(status(jwks_client, token("a", sub=f"u{i}")) for i in range(3))
+            )
+    finally:
+        for holder in holders:
+            limiter.release_on_behalf_of(holder)
+    assert codes == [200, 200, 200]
+    assert jwks.fetches == 1

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from keyscope.app.clients import KEY_ORIGIN_HEADER
 from keyscope.app.main import create_app
+from keyscope.app.testing import app_client
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from keyscope.providers.fakes import FakeUpstreams
@@ -40,8 +41,7 @@ def client_with(
             **overrides,
         )
         app = create_app(Container(settings=di.Object(settings), engine=di.Object(clean_engine)))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with app_client(app, "http://t") as client:  # lifespan entered, as served
             yield client
 
     return build

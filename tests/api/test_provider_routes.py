@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from keyscope.app.clients import KEY_ORIGIN_HEADER
 from keyscope.app.main import create_app
+from keyscope.app.testing import app_client
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from keyscope.providers.fakes import FakeUpstreams
@@ -183,9 +184,7 @@ async def test_upstream_timeout_is_504(
     """An upstream slower than the configured timeout is a 504 problem."""
     settings = make_settings(database_url, upstream_timeout=0.5, **upstream_urls(upstreams))
     app = create_app(Container(settings=di.Object(settings), engine=di.Object(clean_engine)))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with app_client(app, "http://t") as client:
         await _store(client, auth, "alice", "exa", "slow-0123456789")
         response = await client.post("/v1/exa/search", json={"query": "hi"}, headers=auth("alice"))
     assert response.status_code == 504
@@ -198,9 +197,7 @@ async def test_unreachable_upstream_is_502(
     """A closed port upstream is a 502 problem."""
     settings = make_settings(database_url, exa_base_url="http://127.0.0.1:9")
     app = create_app(Container(settings=di.Object(settings), engine=di.Object(clean_engine)))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with app_client(app, "http://t") as client:
         await _store(client, auth, "alice", "exa", "exa-alice-0123456789")
         response = await client.post("/v1/exa/search", json={"query": "hi"}, headers=auth("alice"))
     assert response.status_code == 502

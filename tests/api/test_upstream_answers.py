@@ -8,6 +8,7 @@ from dependency_injector import providers as di
 from sqlalchemy import Engine
 
 from keyscope.app.main import create_app
+from keyscope.app.testing import app_client
 from keyscope.containers import Container
 from keyscope.providers.fakes import FakeUpstreams
 from keyscope.providers.http import MIN_FRAGMENT, redact
@@ -118,8 +119,7 @@ async def test_copilotkit_config_never_returns_a_secret_key(
         **upstream_urls(upstreams),
     )
     app = create_app(Container(settings=di.Object(settings), engine=di.Object(clean_engine)))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with app_client(app, "http://t") as client:
         response = await client.get("/v1/copilotkit/config", headers=auth("alice"))
     assert response.status_code == 409, response.text
     assert secret not in response.text

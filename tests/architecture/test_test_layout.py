@@ -39,3 +39,20 @@ def test_one_anyio_backend_fixture() -> None:
         if isinstance(node, ast.FunctionDef) and node.name == "anyio_backend"
     ]
     assert found == ["conftest.py"]
+
+
+def test_the_suites_build_on_the_shipped_testing_kit() -> None:
+    """One builder of test settings and one throw-away PostgreSQL database, both in the
+    shipped kit (keyscope.app.testing): this suite and examples/adopter use them instead of
+    copies of their own."""
+    helpers = [
+        *sorted((TESTS / "support").glob("*.py")),
+        TESTS.parent / "examples/adopter/tests/conftest.py",
+    ]
+    found = [
+        f"{file.relative_to(TESTS.parent)}: {needle}"
+        for file in helpers
+        for needle in ("Settings(", "CREATE DATABASE", "DROP DATABASE")
+        if needle in file.read_text()
+    ]
+    assert found == []

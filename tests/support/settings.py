@@ -1,4 +1,5 @@
-"""Test secrets and the settings builders every test area uses."""
+"""Test secrets and the settings builder every test area uses (the testing kit's, with fixed
+secrets)."""
 
 import base64
 from collections.abc import Callable
@@ -7,6 +8,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from keyscope.app.settings import Settings
+from keyscope.app.testing import make_test_settings, upstream_settings
 from keyscope.providers.fakes import FakeUpstreams
 
 JWT_SECRET = "test-jwt-secret-that-is-long-enough-0123456789"
@@ -17,30 +19,16 @@ TokenFactory = Callable[..., str]
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    """Production-mode settings with test secrets and no platform keys, whatever the env holds."""
+    """The testing kit's settings (production mode, no platform keys, whatever the env holds)
+    with this suite's fixed secrets, which tokens and ciphertexts across processes share."""
     values: dict[str, Any] = {
-        "deploy_env": "production",
-        "database_url": database_url,
         "master_keys": SecretStr(MASTER_KEY_K1),
         "jwt_secret": SecretStr(JWT_SECRET),
-        "gemini_api_key": None,
-        "google_api_key": None,
-        "exa_api_key": None,
-        "copilotkit_api_key": None,
-        "platform_fallback": "",
-        "legacy_env": "off",
-        # Off unless the upstreams are the loopback fakes (the `settings` fixture): a check
-        # against the real providers would leave the machine.
-        "key_validation": False,
+        **overrides,
     }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+    return make_test_settings(database_url, **values)
 
 
 def upstream_urls(fakes: FakeUpstreams) -> dict[str, Any]:
     """Settings overrides that point every provider at the loopback fakes."""
-    return {
-        "gemini_base_url": fakes.gemini_base_url,
-        "exa_base_url": fakes.exa_base_url,
-        "copilotkit_base_url": fakes.copilotkit_runtime_url,
-    }
+    return dict(upstream_settings(fakes))

@@ -5,19 +5,29 @@
 needs no change. Resolving loads the user's *encrypted* records (from the per-process cache,
 else one query) and is the same task the route's own dependencies await, so the load still
 happens at most once per request; nothing is decrypted until a managed name is read.
+
+A key handed to legacy code is a use of that key, as an injected client is: when the request
+ends, each provider whose key the overlay returned is counted once (`UsageTracker.record`, in
+memory like the injected path), with the origin of the key read, unless an injected client of
+that provider already counted the request (app/clients.py). The read itself only notes the
+provider in a dict.
 """
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyscope.app.awaitables import awaited
+from keyscope.app.clients import key_origin
 from keyscope.app.errors import AppError, OutsideRequestScope
 from keyscope.app.scope import current_scope_or_none
 from keyscope.providers import ProviderName
 
 if TYPE_CHECKING:
+    from keyscope.app.keys.usage import UsageTracker
     from keyscope.app.legacy.overlay import KeySource
+    from keyscope.app.user_keys import ResolvedKey, UserKeys
     from keyscope.containers import Container
 
 _SOURCE_SLOT = object()  # where the request's KeySource lives in its RequestScope
@@ -32,6 +42,31 @@ class NoKeys:
 
     def secret_for(self, provider: ProviderName) -> str | None:  # noqa: ARG002  # the protocol's signature
         return None
+
+
+class ReadKeys:
+    """The KeySource of an authenticated request: its UserKeys, noting each provider whose key
+    was handed out (and the key's origin) so that the request counts as one use of it."""
+
+    __slots__ = ("__weakref__", "_get", "read", "user_id")
+
+    def __init__(self, keys: "UserKeys") -> None:
+        self.user_id = keys.user_id
+        self._get: Callable[[ProviderName], ResolvedKey | None] = keys.get
+        self.read: dict[ProviderName, ResolvedKey] = {}
+
+    def secret_for(self, provider: ProviderName) -> str | None:
+        resolved = self._get(provider)
+        if resolved is None:
+            return None
+        self.read[provider] = resolved  # a dict store: the read path stays in memory
+        return resolved.secret.reveal()
+
+    def count(self, usage: "UsageTracker") -> None:
+        """Record one use per provider read, unless an injected client already counted it."""
+        for provider, resolved in self.read.items():
+            if key_origin(provider) is None:
+                usage.record(self.user_id, provider, resolved.origin)
 
 
 def current_source() -> "KeySource | None":
@@ -65,5 +100,11 @@ class LegacyEnvMiddleware:
                 # dependencies report the error if the route needs the keys.
                 pass
             else:
-                request.provide(_SOURCE_SLOT, keys)
+                source = ReadKeys(keys)
+                request.provide(_SOURCE_SLOT, source)
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    source.count(self.container.usage())
+                return
         await self.app(scope, receive, send)

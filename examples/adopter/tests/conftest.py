@@ -4,8 +4,6 @@ Every test runs on SQLite and on PostgreSQL (KEYSCOPE_TEST_POSTGRES_URL; with
 KEYSCOPE_TEST_REQUIRE_POSTGRES=1 an unreachable server fails instead of skipping).
 """
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -13,20 +11,14 @@ import pytest
 from app.containers import AppContainer, build_container
 from app.notes import notes
 from fastapi import FastAPI
-from sqlalchemy import create_engine, delete, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import delete
 
 from app.main import create_app
 from app.migrate import upgrade_all
-from keyscope.app.testing import app_client
+from keyscope.app.testing import app_client, postgres_database, require_postgres
 from keyscope.containers import Container
 
 pytest_plugins = ["keyscope.app.pytest_plugin"]
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "KEYSCOPE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @pytest.fixture
@@ -34,37 +26,13 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="session")
-def postgres_admin_url() -> str:
-    admin = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except OperationalError as exc:
-        if os.environ.get("KEYSCOPE_TEST_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"KEYSCOPE_TEST_REQUIRE_POSTGRES=1 but PostgreSQL is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    finally:
-        admin.dispose()
-    return POSTGRES_ADMIN_URL
-
-
-def fresh_database(backend: str, directory: str, admin_url: str | None) -> Iterator[str]:
+def fresh_database(backend: str, directory: str) -> Iterator[str]:
     """An empty database (a SQLite file, or a PostgreSQL database dropped afterwards)."""
     if backend == "sqlite":
         yield f"sqlite:///{directory}/adopter.db"
         return
-    assert admin_url is not None
-    name = f"adopter_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(require_postgres(), prefix="adopter_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -73,12 +41,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def keyscope_database_url(
-    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+def keyscope_database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Overrides the plugin's: one database per backend holding both histories."""
-    admin = request.getfixturevalue("postgres_admin_url") if backend == "postgresql" else None
-    for url in fresh_database(backend, str(tmp_path_factory.mktemp("db")), admin):
+    for url in fresh_database(backend, str(tmp_path_factory.mktemp("db"))):
         upgrade_all(url)
         yield url
 

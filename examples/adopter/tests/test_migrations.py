@@ -41,7 +41,6 @@ def _keyscope_version_table(tmp_path: Path) -> str:
 @pytest.mark.parametrize("keyscope_first", [True, False], ids=["keyscope-first", "project-first"])
 def test_both_orders(
     backend: str,
-    request: pytest.FixtureRequest,
     tmp_path: Path,
     keyscope_first: bool,
     project_table: str,
@@ -54,8 +53,7 @@ def test_both_orders(
             f"this keyscope build keeps its revisions in {keyscope_table}, "
             f"not {KEYSCOPE_VERSION_TABLE}"
         )
-    admin = request.getfixturevalue("postgres_admin_url") if backend == "postgresql" else None
-    for url in fresh_database(backend, str(tmp_path), admin):
+    for url in fresh_database(backend, str(tmp_path)):
         steps = [upgrade_keyscope, lambda u: upgrade_project(u, project_table)]
         for step in steps if keyscope_first else reversed(steps):
             step(url)
