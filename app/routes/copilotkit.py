@@ -33,7 +33,7 @@ _encode = json.JSONEncoder(separators=(",", ":")).encode
     response_class=Response,
     responses={200: {"model": CopilotKitConfig, "content": {"application/json": {}}}},
 )
-async def config(copilotkit: CopilotKitDep) -> Response:
+async def config(request: Request, copilotkit: CopilotKitDep) -> Response:
     """The caller's Copilot Cloud public key (`ck_pub_…`, publishable by design), for the UI.
 
     Anything else (a row stored before keys were checked, an operator's platform key) is
@@ -48,10 +48,19 @@ async def config(copilotkit: CopilotKitDep) -> Response:
     origin = key_origin(ProviderName.COPILOTKIT)
     body = {
         "public_api_key": copilotkit.public_key,
-        "runtime_url": RUNTIME_PATH,
+        "runtime_url": _runtime_url(request),
         "key_origin": origin.value if origin is not None else None,
     }
     return Response(_encode(body).encode(), media_type="application/json")
+
+
+def _runtime_url(request: Request) -> str:
+    """Where the frontend reaches the runtime proxy: under the app's mount point (`root_path`)
+    and the prefix keyscope was integrated with."""
+    integration = getattr(request.app.state, "keyscope", None)
+    prefix = integration.prefix if integration is not None else ""
+    root_path: str = request.scope.get("root_path", "")
+    return root_path + prefix + RUNTIME_PATH
 
 
 @router.post(

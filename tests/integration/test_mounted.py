@@ -117,8 +117,19 @@ async def test_chaining_keyscope_lifespan_into_the_host_makes_it_work(
             "/ai/v1/gemini/generate", json={"prompt": "x"}, headers=auth("al")
         )
         assert answer.status_code == 200, answer.text
+        await client.put(
+            "/ai/v1/keys/copilotkit?validate=false",
+            json={"api_key": "ck_pub_al-mounted"},
+            headers=auth("al"),
+        )
+        config = await client.get("/ai/v1/copilotkit/config", headers=auth("al"))
+        # The frontend is sent where the runtime proxy is served: under the mount point.
+        assert config.json()["runtime_url"] == "/ai/v1/copilotkit/runtime", config.text
     assert [r.key for r in upstreams.records()] == ["k-al-mounted"]
-    assert await asyncio.to_thread(_usage_rows, clean_engine) == [("al", "gemini", 1)]
+    assert sorted(await asyncio.to_thread(_usage_rows, clean_engine)) == [
+        ("al", "copilotkit", 1),
+        ("al", "gemini", 1),
+    ]
     assert container.http().is_closed
 
 

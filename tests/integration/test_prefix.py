@@ -84,10 +84,6 @@ async def test_keys_body_limit_applies_under_the_prefix(container: Container, au
         assert host.status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/routes/copilotkit.py answers its unprefixed RUNTIME_PATH (not fixed here)",
-)
 async def test_copilotkit_config_names_the_prefixed_runtime(
     container: Container, auth: Auth
 ) -> None:
