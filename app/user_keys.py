@@ -202,5 +202,5 @@ def load_user_keys(
 
 
 async def _load_user_keys(principal: Principal, store: KeyStore, policy: KeyPolicy) -> UserKeys:
-    records = await store.load_records(principal.subject)  # the cache missed a moment ago
+    records = await store.records_for(principal.subject)  # the cache missed a moment ago
     return UserKeys(principal.subject, records, store.cipher, policy)

@@ -96,11 +96,11 @@ class KeyStore:
         cached = self.cached_records(user_id)
         if cached is not None:
             return cached
-        return await self.load_records(user_id)
+        return await self._in_thread(self._after_miss, user_id)
 
     async def load_records(self, user_id: str) -> UserRecords:
-        """After a cache miss: peers' writes applied, one query, and the cache filled unless
-        a write intervened."""
+        """Read through: peers' writes applied, one query, and the cache filled unless a
+        write intervened (the list route: fresh `last_used_at` for the caller)."""
         return await self._in_thread(self._load_and_fill, user_id)
 
     async def fresh_records(self, user_id: str) -> UserRecords:
@@ -257,7 +257,7 @@ class KeyStore:
             self._cache.clear()
         return batch
 
-    def _load_and_fill(self, user_id: str) -> UserRecords:
+    def _after_miss(self, user_id: str) -> UserRecords:
         self._coherence.catch_up()  # peers' writes first, so their users are evicted
         # Most misses on a warm cache are a commit by anyone (a usage flush, another user's
         # write) that made the cache untrusted until the catch-up: the user's entry, if the
@@ -265,6 +265,11 @@ class KeyStore:
         cached = self.cached_records(user_id)
         if cached is not None:
             return cached
+        return self._load_and_fill(user_id, caught_up=True)
+
+    def _load_and_fill(self, user_id: str, *, caught_up: bool = False) -> UserRecords:
+        if not caught_up:
+            self._coherence.catch_up()  # peers' writes first, so their users are evicted
         generation = self._cache.generation(user_id)
         records = self._load(user_id)
         self._cache.fill(user_id, records, generation)

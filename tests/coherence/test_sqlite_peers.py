@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from dependency_injector import providers as di
+from sqlalchemy import event
 
 from keyscope.app.awaitables import awaited
 from keyscope.app.factories import build_coherence
@@ -58,6 +59,31 @@ async def test_a_peer_write_is_seen_on_the_next_read(tmp_path: Path) -> None:
             assert await _key_seen(reader, user) == expected
             assert user in cache.snapshot()
             assert "bystander" in cache.snapshot()  # evicted per user, not flushed
+    for container in (writer, reader):
+        container.key_store().coherence.stop()
+        container.engine().dispose()
+
+
+async def test_after_a_peer_write_other_users_are_served_without_a_query(
+    tmp_path: Path,
+) -> None:
+    """A commit by anyone makes the whole cache untrusted until the next catch-up; the users
+    that catch-up did not evict are then served from the cache: no statement for them, one
+    for the user who was written."""
+    url = sqlite_url(tmp_path)
+    upgrade(url)
+    writer, reader = _container(url), _container(url)
+    for user in ("bystander", "written"):
+        await writer.key_store().put(user, ProviderName.EXA, f"exa-{user}-old-0123456789")
+        assert await _key_seen(reader, user) == f"exa-{user}-old-0123456789"
+    statements: list[str] = []
+    event.listen(reader.engine(), "before_cursor_execute", lambda *a: statements.append(str(a[2])))
+    await writer.key_store().put("written", ProviderName.EXA, "exa-written-new-0123456789")
+    assert not reader.key_store().coherence.cache_trusted()
+    assert await _key_seen(reader, "bystander") == "exa-bystander-old-0123456789"
+    assert statements == []  # caught up (on its own connection), then served from the cache
+    assert await _key_seen(reader, "written") == "exa-written-new-0123456789"
+    assert len(statements) == 1
     for container in (writer, reader):
         container.key_store().coherence.stop()
         container.engine().dispose()
