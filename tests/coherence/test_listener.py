@@ -21,10 +21,10 @@ from sqlalchemy import create_engine, text
 from keyscope.app.awaitables import awaited
 from keyscope.app.keys.listener import PostgresNotify
 from keyscope.app.keys.models import provider_keys
+from keyscope.app.keys.user_keys import UserKeys
 from keyscope.app.main import create_app
 from keyscope.app.migrate import upgrade
 from keyscope.app.scope import request_scope
-from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from tests.support.databases import postgres_database

@@ -20,13 +20,14 @@ from dependency_injector import providers as di
 from fastapi import FastAPI
 
 from keyscope.app.awaitables import awaited
+from keyscope.app.keys.policy import KeyPolicy
 from keyscope.app.keys.store import KeyStore
+from keyscope.app.keys.user_keys import UserKeys, load_user_keys
 from keyscope.app.live_server import live_server
 from keyscope.app.main import create_app
 from keyscope.app.scope import current_scope
 from keyscope.app.scoped_providers import RequestScoped
 from keyscope.app.security.tokens import Principal
-from keyscope.app.user_keys import KeyPolicy, UserKeys, load_user_keys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from keyscope.providers.fakes import FakeUpstreams, UpstreamRecord

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp
 
 from keyscope.app.awaitables import awaited
 from keyscope.app.errors import AppError
-from keyscope.app.user_keys import UserKeys
+from keyscope.app.keys.user_keys import UserKeys
 from keyscope.providers import ProviderName
 from tests.legacy.seed_middleware import SeedApiKeyInjection
 
