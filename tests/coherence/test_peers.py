@@ -10,6 +10,7 @@ processes in turn; after each acknowledged write, a provider call through every 
 import asyncio
 import statistics
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,23 @@ class Outcome:
     first_read_ms: list[float] = field(default_factory=list)
 
 
+class KeysByTag:
+    """Which keys the fake Exa saw for each query tag, read incrementally: rescanning (and
+    re-parsing) every record on every call made the check quadratic in the run's length."""
+
+    def __init__(self, fakes: FakeUpstreams) -> None:
+        self._fakes = fakes
+        self._read = 0
+        self._keys: dict[str, list[str | None]] = defaultdict(list)
+
+    def keys_for(self, tag: str) -> list[str | None]:
+        records = self._fakes.records(ProviderName.EXA)
+        for record in records[self._read :]:
+            self._keys[record.json()["query"]].append(record.key)
+        self._read = len(records)
+        return self._keys.get(tag, [])
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
@@ -53,7 +71,7 @@ def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
 
 
 async def _user_run(
-    user: str, bases: list[str], calls_per_base: int, fakes: FakeUpstreams, outcome: Outcome
+    user: str, bases: list[str], calls_per_base: int, seen: KeysByTag, outcome: Outcome
 ) -> None:
     headers = {"Authorization": f"Bearer {mint_token(JWT_SECRET, user)}"}
     # No keep-alive: with `--workers N` each call may land on any worker.
@@ -89,16 +107,17 @@ async def _user_run(
                     outcome.stale.append(f"{tag}: key missing after it was stored")
                     continue
                 assert response.status_code == 200, response.text
-                keys = [r.key for r in fakes.records(ProviderName.EXA) if r.json()["query"] == tag]
+                keys = seen.keys_for(tag)
                 if keys != [expected]:
-                    seen = "none" if not keys else "older key" if expected not in keys else "twice"
-                    outcome.stale.append(f"{tag}: upstream saw {seen} ({len(keys)} calls)")
+                    saw = "none" if not keys else "older key" if expected not in keys else "twice"
+                    outcome.stale.append(f"{tag}: upstream saw {saw} ({len(keys)} calls)")
 
 
 async def _run(bases: list[str], calls_per_base: int, fakes: FakeUpstreams) -> Outcome:
     outcome = Outcome()
     users = [f"peer-user-{i:02d}" for i in range(USERS)]
-    await asyncio.gather(*(_user_run(u, bases, calls_per_base, fakes, outcome) for u in users))
+    seen = KeysByTag(fakes)
+    await asyncio.gather(*(_user_run(u, bases, calls_per_base, seen, outcome) for u in users))
     return outcome
 
 
@@ -143,5 +162,6 @@ async def test_control_without_coherence_peers_do_serve_stale_keys(
         with serving(env, 2) as bases:
             outcome = Outcome()
             users = [f"control-user-{i}" for i in range(4)]
-            await asyncio.gather(*(_user_run(u, bases, 1, fakes, outcome) for u in users))
+            seen = KeysByTag(fakes)
+            await asyncio.gather(*(_user_run(u, bases, 1, seen, outcome) for u in users))
             assert outcome.stale != []
