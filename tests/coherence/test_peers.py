@@ -24,6 +24,7 @@ from keyscope.providers import ProviderName
 from keyscope.providers.fakes import FakeUpstreams
 from tests.coherence.servers import server_env, serving
 from tests.support.databases import postgres_database, sqlite_url
+from tests.support.load import CLIENT_TIMEOUT
 from tests.support.settings import JWT_SECRET
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -76,7 +77,7 @@ async def _user_run(
     headers = {"Authorization": f"Bearer {mint_token(JWT_SECRET, user)}"}
     # No keep-alive: with `--workers N` each call may land on any worker.
     limits = httpx.Limits(max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT, limits=limits) as client:
         for write in range(WRITES_PER_USER):
             writer = bases[write % len(bases)]
             expected: str | None
@@ -142,12 +143,10 @@ async def test_no_process_serves_a_replaced_or_deleted_key(
         env = server_env(shared_database, fakes.exa_base_url)
         with serving(env, instances, workers=workers) as bases:
             calls_per_base = CALLS_PER_WORKER_SET if workers > 1 else 1
-            started = time.monotonic()
             outcome = await _run(bases, calls_per_base, fakes)
             _report(f"{instances} x --workers {workers}", outcome)
             assert outcome.calls == USERS * WRITES_PER_USER * instances * calls_per_base
             assert outcome.stale == []
-            assert time.monotonic() - started < 120
 
 
 async def test_control_without_coherence_peers_do_serve_stale_keys(
