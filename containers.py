@@ -33,11 +33,11 @@ from keyscope.app.keys.quota import PlatformQuota
 from keyscope.app.keys.records import UserRecords
 from keyscope.app.keys.store import KeyStore
 from keyscope.app.keys.usage import UsageTracker
+from keyscope.app.keys.user_keys import load_user_keys
 from keyscope.app.metrics import Metrics
 from keyscope.app.scope import current_bearer_token
 from keyscope.app.scoped_providers import Built, RequestScoped
 from keyscope.app.security.envelope import EnvelopeCipher
-from keyscope.app.user_keys import load_user_keys
 from keyscope.providers.http import SharedHttp
 
 

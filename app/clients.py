@@ -15,11 +15,12 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from keyscope.app.awaitables import MaybeAwaitable
+from keyscope.app.keys.policy import KeyOrigin
 from keyscope.app.keys.quota import PlatformQuota
 from keyscope.app.keys.records import StoredKey
 from keyscope.app.keys.usage import UsageTracker
+from keyscope.app.keys.user_keys import ResolvedKey, UserKeys
 from keyscope.app.scope import current_scope_or_none
-from keyscope.app.user_keys import KeyOrigin, ResolvedKey, UserKeys
 from keyscope.providers import ProviderName
 from keyscope.providers.copilotkit import CopilotKitClient
 from keyscope.providers.exa import ExaClient

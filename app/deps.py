@@ -23,12 +23,12 @@ from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.keys.events import EventLog
 from keyscope.app.keys.store import KeyStore
 from keyscope.app.keys.usage import UsageTracker
+from keyscope.app.keys.user_keys import UserKeys
 from keyscope.app.keys.validation import KeyValidator
 from keyscope.app.metrics import Metrics
 from keyscope.app.scope import current_scope_or_none
 from keyscope.app.security.tokens import Principal
 from keyscope.app.settings import Settings
-from keyscope.app.user_keys import UserKeys
 from keyscope.providers.copilotkit import CopilotKitClient
 from keyscope.providers.exa import ExaClient
 from keyscope.providers.gemini import GeminiClient

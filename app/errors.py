@@ -92,6 +92,14 @@ class InvalidKeyFormat(AppError):
         return {"provider": self.provider.value}
 
 
+class ExpiryInPast(AppError):
+    """A key stored with an `expires_at` that is not in the future (it could never be used)."""
+
+    status = 422
+    slug = "expiry-in-past"
+    title = "expires_at is in the past"
+
+
 class KeyNotPublishable(AppError):
     """The stored CopilotKit key is not a publishable `ck_pub_` key, so it is never handed to
     a browser."""

@@ -10,6 +10,7 @@ from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.errors import ConfigurationError
 from keyscope.app.keys.cache import RecordCache
 from keyscope.app.keys.coherence import Coherence, LocalOnly, SqliteRevisions, is_private_sqlite
+from keyscope.app.keys.policy import KeyPolicy
 from keyscope.app.keys.records import UserRecords
 from keyscope.app.keys.validation import KeyValidator
 from keyscope.app.local_dev import with_local_secrets
@@ -18,7 +19,6 @@ from keyscope.app.security.jwks import JwksKeys
 from keyscope.app.security.keyring import Keyring
 from keyscope.app.security.tokens import Principal, TokenVerifier
 from keyscope.app.settings import Settings, read_settings
-from keyscope.app.user_keys import KeyPolicy
 from keyscope.providers import ProviderName
 from keyscope.providers.http import SharedHttp
 

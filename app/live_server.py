@@ -14,7 +14,11 @@ from starlette.types import ASGIApp
 @contextmanager
 def live_server(app: ASGIApp) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 (an ephemeral port) until the block ends; yields the base URL."""
-    sock = socket.socket()
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
+    # and accepted connections inherit this socket's proto. With the default (0), Nagle holds
+    # each response body back until the client acknowledges the headers, which a client's
+    # delayed ACK postpones: every keep-alive request would wait on that timer.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(

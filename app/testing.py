@@ -43,10 +43,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from keyscope.app.keys.policy import KeyOrigin, KeyPolicy
+from keyscope.app.keys.secret import Secret
+from keyscope.app.keys.user_keys import ResolvedKey, UserKeys
 from keyscope.app.migrate import upgrade as migrate
 from keyscope.app.security.tokens import mint_token
 from keyscope.app.settings import Settings
-from keyscope.app.user_keys import KeyOrigin, KeyPolicy, ResolvedKey, Secret, UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from keyscope.providers.fakes import FakeUpstreams, UpstreamRecord

@@ -95,7 +95,7 @@ async def measure(url: str, users: list[BenchUser], args: Any) -> None:
 
 def _record_cost_us(app: FastAPI, users: list[BenchUser], calls: int = 200_000) -> float:
     """The hook alone: `UsageTracker.record` (median of 5 timings)."""
-    from keyscope.app.user_keys import KeyOrigin
+    from keyscope.app.keys.policy import KeyOrigin
     from keyscope.providers import ProviderName
 
     tracker = app.state.container.usage()

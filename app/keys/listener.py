@@ -25,6 +25,7 @@ backend or listener thread can lag behind the writer's: without the answers, the
 request could reach that peer before it had evicted.
 """
 
+import contextlib
 import itertools
 import logging
 import os
@@ -96,6 +97,9 @@ class PostgresNotify:
         self._stopping = threading.Event()
         self._listening = threading.Event()
         self._thread: threading.Thread | None = None
+        # A pipe the listening thread selects on beside its connection: `stop()` writes to it,
+        # so the thread sees the stop at once instead of at its next timeout.
+        self._wake: tuple[int, int] | None = None
         self._state = "connecting"
         self.backend_pid: int | None = None  # the listener's PostgreSQL backend (tests, ops)
         cache.suspend()  # nothing is cached before the first LISTEN is in place
@@ -107,6 +111,7 @@ class PostgresNotify:
     def start(self, wait_seconds: float) -> None:
         if self._thread is not None:
             return
+        self._wake = os.pipe()
         self._thread = threading.Thread(target=self._run, name="keyscope-listener", daemon=True)
         self._thread.start()
         if not self._listening.wait(wait_seconds):
@@ -114,9 +119,18 @@ class PostgresNotify:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._wake is not None:
+            os.write(self._wake[1], b"\0")
         if self._thread is not None:
             self._thread.join(timeout=self._heartbeat + self._timeout + 1)
+            if self._thread.is_alive():
+                return  # still in a deadline-bounded wait: its pipe stays open under it
             self._thread = None
+        if self._wake is not None:
+            for fd in self._wake:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._wake = None
 
     def cache_trusted(self) -> bool:
         if not self._apply_lock.acquire(blocking=False):
@@ -226,8 +240,8 @@ class PostgresNotify:
     def _serve(self, pgconn: PGconn) -> None:
         next_beat = time.monotonic() + self._heartbeat
         while not self._stopping.is_set():
-            wait = min(next_beat - time.monotonic(), 0.5)  # 0.5 s: how soon `stop()` is seen
-            if wait > 0 and _readable(pgconn, wait):
+            wait = next_beat - time.monotonic()
+            if wait > 0 and self._readable(pgconn, wait):
                 self._drain(pgconn)
                 continue
             if time.monotonic() >= next_beat:
@@ -289,6 +303,12 @@ class PostgresNotify:
             if delivery is not None:
                 delivery.echoed()
 
+    def _readable(self, pgconn: PGconn, seconds: float) -> bool:
+        """Whether the connection has input within `seconds`; False at once on `stop()`."""
+        watched = [pgconn.socket] if self._wake is None else [pgconn.socket, self._wake[0]]
+        ready, _, _ = select.select(watched, [], [], seconds)
+        return pgconn.socket in ready
+
     def _query(self, pgconn: PGconn, sql: bytes) -> None:
         """Run one statement with a deadline; applies any notification that arrives meanwhile."""
         deadline = time.monotonic() + self._timeout
@@ -342,11 +362,6 @@ class _Delivery:
     def _check(self) -> None:
         if self._echo and len(self._answers) >= self.peers:
             self.done.set()
-
-
-def _readable(pgconn: PGconn, seconds: float) -> bool:
-    ready, _, _ = select.select([pgconn.socket], [], [], seconds)
-    return bool(ready)
 
 
 def _wait(pgconn: PGconn, deadline: float, *, write: bool = False) -> None:

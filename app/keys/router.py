@@ -17,7 +17,7 @@ from keyscope.app.deps import (
     UsageDep,
 )
 from keyscope.app.errors import (
-    AppError,
+    ExpiryInPast,
     InvalidKeyFormat,
     KeyNotFound,
     KeyUnreadable,
@@ -42,12 +42,6 @@ from keyscope.providers.copilotkit import PUBLISHABLE_PREFIX, is_publishable
 from keyscope.providers.errors import KeyRejected
 
 router = APIRouter(route_class=ProblemRoute, prefix="/v1/keys", tags=["keys"])
-
-
-class ExpiryInPast(AppError):
-    status = 422
-    slug = "expiry-in-past"
-    title = "expires_at is in the past"
 
 
 def _provider(name: str) -> ProviderName:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from keyscope.app.db import database_errors, run_in_db_thread
 from keyscope.app.keys.events import KeyAction, append_events, event_row
 from keyscope.app.keys.models import key_usage_daily, provider_keys
-from keyscope.app.user_keys import KeyOrigin
+from keyscope.app.keys.policy import KeyOrigin
 from keyscope.providers import ProviderName
 
 log = logging.getLogger("keyscope.usage")

@@ -36,18 +36,17 @@ def server_env(database_url: str, exa_base_url: str, **extra: str) -> dict[str, 
 
 
 @contextmanager
-def serve(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
-    """`keyscope serve --no-migrate` on a free loopback port until the block ends; its URL."""
+def _launched(env: dict[str, str], workers: int) -> Iterator[tuple["subprocess.Popen[str]", str]]:
+    """`keyscope serve --no-migrate` started on a free loopback port (not yet ready), stopped
+    when the block ends."""
     port = free_port()
     command = [sys.executable, "-m", "keyscope.app.cli", "serve", "--no-migrate"]
     command += ["--port", str(port), "--workers", str(workers)]
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(process, base)
-        yield base
+        yield process, f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         try:
@@ -80,5 +79,10 @@ def _wait_ready(process: "subprocess.Popen[str]", base: str) -> None:
 
 @contextmanager
 def serving(env: dict[str, str], count: int, workers: int = 1) -> Iterator[list[str]]:
+    """`count` servers on one database until the block ends; their URLs. They start side by
+    side: most of a start is importing, which need not wait for the previous server."""
     with ExitStack() as stack:
-        yield [stack.enter_context(serve(env, workers=workers)) for _ in range(count)]
+        launched = [stack.enter_context(_launched(env, workers)) for _ in range(count)]
+        for process, base in launched:
+            _wait_ready(process, base)
+        yield [base for _, base in launched]

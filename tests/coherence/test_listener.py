@@ -21,10 +21,10 @@ from sqlalchemy import create_engine, text
 from keyscope.app.awaitables import awaited
 from keyscope.app.keys.listener import PostgresNotify
 from keyscope.app.keys.models import provider_keys
+from keyscope.app.keys.user_keys import UserKeys
 from keyscope.app.main import create_app
 from keyscope.app.migrate import upgrade
 from keyscope.app.scope import request_scope
-from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from tests.support.databases import postgres_database
@@ -181,3 +181,15 @@ async def test_listener_loss_reads_through_and_caching_resumes(make_token: Token
         await store.delete("outage-user", ProviderName.EXA)
         await _wait_for(lambda: "outage-user" not in cache.snapshot(), 2)
         assert await _key_seen(s.app, "outage-user", token) is None
+
+
+async def test_stop_wakes_the_listener_instead_of_waiting_out_its_heartbeat() -> None:
+    """`stop()` ends the listening thread at once: it is not left to notice at its next
+    heartbeat (30 s here; the bound below is half of it, so a loaded machine still passes)."""
+    async with _setup(listener_heartbeat=30) as s:
+        listener = s.listener
+        assert listener.state == "listening"
+        started = time.monotonic()
+        await anyio.to_thread.run_sync(listener.stop)
+        assert time.monotonic() - started < 15
+        assert listener.state == "stopped"

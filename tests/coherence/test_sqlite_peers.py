@@ -12,10 +12,10 @@ from keyscope.app.factories import build_coherence
 from keyscope.app.keys.cache import RecordCache
 from keyscope.app.keys.coherence import LocalOnly, SqliteRevisions
 from keyscope.app.keys.records import UserRecords
+from keyscope.app.keys.user_keys import UserKeys
 from keyscope.app.migrate import upgrade
 from keyscope.app.scope import request_scope
 from keyscope.app.security.tokens import mint_token
-from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from tests.support.databases import sqlite_url

@@ -13,8 +13,8 @@ from sqlalchemy.engine import make_url
 from keyscope.app.awaitables import awaited
 from keyscope.app.errors import KeyUnreadable
 from keyscope.app.keys.models import provider_keys
+from keyscope.app.keys.user_keys import UserKeys
 from keyscope.app.scope import request_scope
-from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 

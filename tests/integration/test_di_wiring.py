@@ -10,11 +10,11 @@ import pytest
 from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, FastAPI
 
+from keyscope.app.keys.user_keys import UserKeys
 from keyscope.app.main import integrate
 from keyscope.app.security.tokens import Principal
 from keyscope.app.settings import Settings
 from keyscope.app.testing import app_client, make_test_container, token_for
-from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from keyscope.providers.copilotkit import CopilotKitClient

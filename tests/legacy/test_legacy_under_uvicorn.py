@@ -1,9 +1,10 @@
 """The legacy overlay end to end: unchanged `os.getenv` code behind a real uvicorn server.
 
-50 users x 20 requests on the legacy routes (`def`, `async def`, streaming, background task,
-`asyncio.to_thread`, the executor helpers): every Gemini call must carry the requesting user's
-key, never the operator's, and nothing may remain in the process environment afterwards. The
-same workload behind the seed's middleware shows the leak the overlay fixes.
+30 users x 14 requests (each route twice) on the legacy routes (`def`, `async def`,
+streaming, background task, `asyncio.to_thread`, the executor helpers): every Gemini call must
+carry the requesting user's key, never the operator's, and nothing may remain in the process
+environment afterwards. The same workload behind the seed's middleware shows the leak the
+overlay fixes.
 """
 
 import asyncio
@@ -32,11 +33,16 @@ from keyscope.providers.fakes import FakeUpstreams
 from keyscope.providers.gemini import gemini_http_options
 from tests.legacy.probe_routes import router as probe_router
 from tests.legacy.seed_http import SeedHttpMiddleware
+from tests.support.load import CLIENT_TIMEOUT, gather_with_progress, wait_for_count
 from tests.support.settings import make_settings, upstream_urls
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 OPERATOR_KEY = "operator-gemini-key-must-never-leak"
+USERS = 30
+KEYLESS = 5  # of them, without a stored key
+PER_USER = 14  # each of the 7 routes twice
+IN_FLIGHT = 20  # enough to interleave every user's requests; more only queues on 2 cores
 ROUTES = {
     "def": "/v1/legacy/gemini/generate",
     "async": "/v1/legacy/gemini/generate-async",
@@ -56,14 +62,14 @@ async def _drive(
     make_token: Callable[..., str],
     kinds: list[str],
 ) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """Store keys, fire the shuffled plan 50 at a time; returns (keys, [(tag, body)])."""
+    """Store keys, fire the shuffled plan IN_FLIGHT at a time; returns (keys, [(tag, body)])."""
     tokens = {u: make_token(u) for u in users}
     keys = {u: f"gemini-{u}-{random.getrandbits(48):012x}" for u in users if u not in keyless}
     plan = [(u, f"{u}|{i}", kinds[i % len(kinds)]) for u in users for i in range(per_user)]
     random.shuffle(plan)
-    gate = asyncio.Semaphore(50)
+    gate = asyncio.Semaphore(IN_FLIGHT)
     bodies: list[tuple[str, str]] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT) as client:
         for user, key in keys.items():
             put = await client.put(
                 "/v1/keys/gemini",
@@ -83,7 +89,7 @@ async def _drive(
             assert response.status_code == expected, (kind, response.text[:200])
             bodies.append((tag, response.text))
 
-        await asyncio.gather(*(fire(*item) for item in plan))
+        await gather_with_progress(fire(*item) for item in plan)
     return keys, bodies
 
 
@@ -94,7 +100,7 @@ async def test_overlay_serves_each_user_their_own_key(
     make_token: Callable[..., str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """1,000 legacy requests: 0 wrong keys, 0 operator keys, nothing left in the environment."""
+    """420 legacy requests: 0 wrong keys, 0 operator keys, nothing left in the environment."""
     upstreams.clear()
     monkeypatch.setenv("GEMINI_API_KEY", OPERATOR_KEY)
     environ_class = type(os.environ)
@@ -106,21 +112,23 @@ async def test_overlay_serves_each_user_their_own_key(
     )
     app = create_app(Container(settings=di.Object(settings), engine=di.Object(clean_engine)))
     app.include_router(probe_router)
-    users = [f"user-{i:02d}" for i in range(50)]
-    keyless = set(users[:5])
+    users = [f"user-{i:02d}" for i in range(USERS)]
+    keyless = set(users[:KEYLESS])
+    expected = (USERS - KEYLESS) * PER_USER
     with live_server(app) as base_url:
         assert overlay.is_installed()
         with pytest.raises(ManagedNameOutsideRequest):  # strict mode, outside any request
             os.getenv("GEMINI_API_KEY")
-        keys, _ = await _drive(base_url, users, keyless, 20, make_token, list(ROUTES))
-        await _settle(upstreams, expected=45 * 20)
+        keys, _ = await _drive(base_url, users, keyless, PER_USER, make_token, list(ROUTES))
+        # Background tasks finish after their responses: wait while their calls keep arriving.
+        await wait_for_count(lambda: len(upstreams.records(ProviderName.GEMINI)), expected)
     records = upstreams.records(ProviderName.GEMINI)
     by_tag = Counter(_prompt(r.json()) for r in records)
     wrong = [r for r in records if r.key != keys.get(_prompt(r.json()).split("|")[0])]
     assert [r for r in records if r.key == OPERATOR_KEY] == []
     assert wrong == []
     assert all(tag.split("|")[0] not in keyless for tag in by_tag)
-    assert len(by_tag) == 45 * 20
+    assert len(by_tag) == expected
     assert set(by_tag.values()) == {1}
     # Toggle off: the stock class and the operator's value are back; no user key anywhere.
     assert not overlay.is_installed()
@@ -165,6 +173,7 @@ async def test_seed_middleware_leaks_on_the_same_workload(
         f"\nseed design: {len(wrong)} of {len(records)} upstream calls carried another user's key; "
         f"{len(lost)} of {len(bodies)} requests found no key at all"
     )
+    assert records, "the seed middleware set no key at all: the baseline did not run"
     assert len(wrong) + len(lost) > 0
 
 
@@ -174,32 +183,28 @@ async def _drive_lenient(
     tokens = {u: make_token(u) for u in users}
     keys = {u: f"gemini-{u}-{random.getrandbits(48):012x}" for u in users}
     bodies: list[tuple[str, str]] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    gate = asyncio.Semaphore(IN_FLIGHT)
+    async with httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT) as client:
         for user, key in keys.items():
-            await client.put(
+            put = await client.put(
                 "/v1/keys/gemini",
                 json={"api_key": key},
                 headers={"Authorization": f"Bearer {tokens[user]}"},
             )
+            assert put.status_code == 200, put.text
 
         async def fire(user: str, i: int) -> None:
             path = ROUTES["async"] if i % 2 else ROUTES["stream"]
-            response = await client.post(
-                path,
-                json={"prompt": f"{user}|{i}"},
-                headers={"Authorization": f"Bearer {tokens[user]}"},
-            )
+            async with gate:
+                response = await client.post(
+                    path,
+                    json={"prompt": f"{user}|{i}"},
+                    headers={"Authorization": f"Bearer {tokens[user]}"},
+                )
             bodies.append((f"{user}|{i}", response.text))
 
-        await asyncio.gather(*(fire(u, i) for u in users for i in range(10)))
+        await gather_with_progress(fire(u, i) for u in users for i in range(10))
     return keys, bodies
-
-
-async def _settle(upstreams: FakeUpstreams, expected: int) -> None:
-    for _ in range(300):
-        if len(upstreams.records(ProviderName.GEMINI)) >= expected:
-            return
-        await asyncio.sleep(0.05)
 
 
 def _prompt(body: Any) -> str:

@@ -14,11 +14,11 @@ from sqlalchemy import Engine, event
 from keyscope.app.awaitables import awaited
 from keyscope.app.deps import UserKeysDep
 from keyscope.app.errors import OffEventLoop, OutsideRequestScope
+from keyscope.app.keys.user_keys import UserKeys
 from keyscope.app.scope import request_scope
 from keyscope.app.scoped_providers import RequestScoped
 from keyscope.app.security.envelope import EnvelopeCipher, Sealed
 from keyscope.app.testing import StaticUserKeys
-from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers import ProviderName
 from keyscope.providers.fakes import FakeUpstreams

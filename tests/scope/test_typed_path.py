@@ -12,9 +12,9 @@ from fastapi.params import Depends
 from keyscope.app import deps
 from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.keys.store import KeyStore
+from keyscope.app.keys.user_keys import UserKeys
 from keyscope.app.security.tokens import Principal
 from keyscope.app.settings import Settings
-from keyscope.app.user_keys import UserKeys
 from keyscope.containers import Container
 from keyscope.providers.copilotkit import CopilotKitClient
 from keyscope.providers.exa import ExaClient

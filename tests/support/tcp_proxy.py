@@ -69,6 +69,8 @@ class TcpProxy:
             _close(client)
             return
         upstream.settimeout(None)
+        for sock in (client, upstream):  # forward each chunk as it comes (no Nagle delay)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._sockets.add(upstream)
         for source, sink in ((client, upstream), (upstream, client)):

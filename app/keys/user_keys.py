@@ -1,6 +1,7 @@
-"""`UserKeys`: the keys one request may use, and the policy that decides where they come from.
+"""`UserKeys`: the keys one request may use, chosen by the key policy (`KeyPolicy`,
+app/keys/policy.py, says which platform keys may stand in; this module applies the rules).
 
-Policy (README "Key policy"):
+The rules (README "Key policy"):
 * the caller's own stored key always wins;
 * otherwise, in production, the platform (operator's) key only for providers listed in
   `KEYSCOPE_PLATFORM_FALLBACK`; in local mode the platform key for every provider (a
@@ -16,14 +17,14 @@ decrypt fails closed (never ciphertext upstream, never a silent fallback).
 
 import logging
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from keyscope.app.awaitables import MaybeAwaitable
 from keyscope.app.errors import KeyExpired, KeyInvalid, KeyUnreadable, MissingKey
+from keyscope.app.keys.policy import KeyOrigin, KeyPolicy
 from keyscope.app.keys.records import KeyStatus, StoredKey, UserRecords
+from keyscope.app.keys.secret import Secret
 from keyscope.app.keys.store import KeyStore
 from keyscope.app.security.envelope import EnvelopeCipher, SealBroken, UnknownMasterKey
 from keyscope.app.security.tokens import Principal
@@ -32,55 +33,12 @@ from keyscope.providers import ProviderName
 log = logging.getLogger("keyscope.keys")
 
 
-class KeyOrigin(StrEnum):
-    USER = "user"
-    PLATFORM = "platform"
-
-
-class Secret:
-    """A string that does not print: repr, str and format all redact."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __format__(self, spec: str) -> str:
-        return repr(self)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-
 @dataclass(frozen=True)
 class ResolvedKey:
+    """What `UserKeys.get/require` returns: the plaintext, wrapped, and whose key it is."""
+
     secret: Secret
     origin: KeyOrigin
-
-
-@dataclass(frozen=True)
-class KeyPolicy:
-    """Which platform keys may stand in for a user's missing key."""
-
-    platform_keys: Mapping[ProviderName, str]
-    fallback: frozenset[ProviderName]
-
-    def platform_key(self, provider: ProviderName) -> str | None:
-        return self.platform_keys.get(provider) if provider in self.fallback else None
-
-    def __repr__(self) -> str:
-        return f"KeyPolicy(fallback={sorted(self.fallback)})"
 
 
 class UserKeys:
