@@ -26,8 +26,8 @@ from keyscope.providers import ProviderName
 
 if TYPE_CHECKING:
     from keyscope.app.keys.usage import UsageTracker
+    from keyscope.app.keys.user_keys import ResolvedKey, UserKeys
     from keyscope.app.legacy.overlay import KeySource
-    from keyscope.app.user_keys import ResolvedKey, UserKeys
     from keyscope.containers import Container
 
 _SOURCE_SLOT = object()  # where the request's KeySource lives in its RequestScope
