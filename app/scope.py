@@ -213,8 +213,9 @@ def request_scope(headers: Mapping[str, str] | None = None) -> Iterator[RequestS
 class RequestScopeMiddleware:
     """Pure ASGI: opens a scope per HTTP request, closes it after the response completes.
 
-    Pure ASGI rather than BaseHTTPMiddleware, which costs ~160 µs of CPU per request (more than
-    a whole bare request) and would close the scope before a streaming body is sent.
+    Pure ASGI rather than BaseHTTPMiddleware, which runs every request through an extra task
+    and memory streams (its cost is measured by the `seed` variant in docs/performance.md) and
+    would close the scope before a streaming body is sent.
 
     When the legacy overlay is toggled on, it also refuses to let the app start (ASGI lifespan)
     or serve (every request) unless the overlay and its binding middleware are active: see
