@@ -37,11 +37,11 @@ from bench.wrongkey import check
 log = logging.getLogger("bench")
 
 SCALED = ("bare", "keyscope-warm", "keyscope-pg-warm")
-# Workers share one listening socket, and the worker that wakes first accepts what is pending:
-# the load generator's connections, opened together, can all land on one worker (the floor's
-# do, docs/performance.md). Reopening one connection in RECYCLE (the harness's `--workers-recycle`) lets
-# the connections drift to the workers that have time to accept, as long-lived clients'
-# connections do.
+# Workers share one listening socket, and the worker that wakes first accepts what is
+# pending: the load generator's connections, opened together, can all land on one worker
+# (the floor's do, docs/performance.md). Reopening one connection in RECYCLE (the harness's
+# `--workers-recycle`) lets them drift to the workers that have time to accept, as
+# long-lived clients' connections do.
 RECYCLE = 64
 
 Drive = Callable[[Server, Variant, int], LoadResult]
