@@ -9,10 +9,11 @@ alternate (1 worker, N workers, next variant, ...) like the side-by-side ones.
 
 Per round: req/s and p99 from the load generator; server CPU summed over the whole process
 tree (supervisor and workers, bench/server.py); the load generator's own CPU (the harness's
-reaped children); the whole machine's busy CPU from /proc/stat (other work on the machine
-included); requests served per worker (each worker's `/bench/stats`); then the wrong-key
-check. With N workers each has its own token and record caches and its own coherence with
-the others (app/keys/coherence.py), so "0 wrong keys" is checked here again.
+reaped children); "other CPU use", the whole machine's busy CPU from /proc/stat less those two
+(the harness, the database, other jobs on the machine); requests served per worker (each
+worker's `/bench/stats`); then the wrong-key check. With N workers each has its own token and
+record caches and its own coherence with the others (app/keys/coherence.py), so "0 wrong
+keys" is checked here again.
 """
 
 import logging
@@ -238,7 +239,7 @@ def _round(
     )
     log.info(
         "round %d %-17s --workers %d %7.0f req/s  p99 %6.2f ms  %4.0f µs CPU/req  "
-        "server %.2f CPUs  load generator %.2f  machine %.2f  split %s  wrong %s",
+        "server %.2f CPUs  load generator %.2f  other %.2f  split %s  wrong %s",
         number,
         variant.name,
         workers,
@@ -247,7 +248,7 @@ def _round(
         one.cpu_us_per_request,
         one.server_cpus,
         one.loadgen_cpus,
-        one.machine_cpus,
+        one.other_cpus,
         "/".join(map(str, by_worker)),
         "-" if result is None else f"{result.wrong}/{result.sampled}",
     )
