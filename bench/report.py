@@ -571,8 +571,8 @@ def _workers_block(report: Report) -> list[str]:
         "",
         "| variant | workers | req/s | ÷ 1 worker | rounds | gain ÷ floor's gain | rounds "
         "| CPU µs/request | p99 ms | server CPUs | load generator CPUs | other CPU use "
-        "| requests per worker | wrong keys / sampled |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| requests per worker | queries/request | wrong keys / sampled |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for w in report.workers:
         relative, rounds = (
@@ -589,7 +589,7 @@ def _workers_block(report: Report) -> list[str]:
                 f"| {_spread(rounds) if many and rounds else ''} "
                 f"| {s.cpu_us:.0f} | {s.p99_ms:.2f} | {_cpus(s, 'server_cpus')} "
                 f"| {_cpus(s, 'loadgen_cpus')} | {_cpus(s, 'other_cpus')} | {_split(s)} "
-                f"| {wrong} |"
+                f"| {_per_request(s)} | {wrong} |"
             )
     return lines
 

@@ -16,6 +16,8 @@ record caches and its own coherence with the others (app/keys/coherence.py), so 
 keys" is checked here again.
 """
 
+import asyncio
+import json
 import logging
 import os
 import random
@@ -29,11 +31,12 @@ from typing import Any
 
 from bench.environment import server_env
 from bench.load import LoadResult
+from bench.load.pyclient import build_request
 from bench.report import Round, Scaling, Summary
 from bench.seeding import BenchUser
 from bench.server import CLOCK_TICKS, Server, start_server
 from bench.variants import Variant
-from bench.wrongkey import CheckResult, check
+from bench.wrongkey import check
 
 log = logging.getLogger("bench")
 
@@ -179,42 +182,80 @@ def run(
     return scalings, info
 
 
-def _requests_that_queried(server: Server) -> int:
-    """Requests so far that sent a statement (a usage flush's are nobody's request)."""
-    return sum(
-        n
-        for body in server.stats_by_worker().values()
-        for k, n in body["queries_per_request"].items()
-        if k != "0"
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """One request on a keep-alive connection: (status, body)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
     )
+    return int(head[9:12]), await reader.readexactly(length)
+
+
+async def _warm_every_worker(
+    port: int, path: str, users: list[BenchUser], workers: int, per_worker: int = 8
+) -> None:
+    """Every user's request through every worker: connections are opened until each worker
+    holds `per_worker` of them (a connection's worker is the pid its `/bench/stats` names),
+    then each worker's connections share out the users."""
+    stats = f"GET /bench/stats HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    owned: dict[int, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+    extra: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(workers * per_worker * 20):
+            if len(owned) == workers and all(len(c) >= per_worker for c in owned.values()):
+                break
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            _, body = await _exchange(reader, writer, stats)
+            mine = owned.setdefault(int(json.loads(body)["pid"]), [])
+            if len(mine) < per_worker:
+                mine.append((reader, writer))
+            else:
+                extra.append(writer)
+        if len(owned) < workers:
+            raise RuntimeError(f"{len(owned)} of {workers} workers accepted a connection")
+
+        async def drive(
+            conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], share: list[BenchUser]
+        ) -> None:
+            for user in share:
+                status, _ = await _exchange(*conn, build_request(port, path, user.token))
+                if status != 200:
+                    raise RuntimeError(f"warming answered {status}")
+
+        await asyncio.gather(
+            *(
+                drive(conn, users[i :: len(conns)])
+                for conns in owned.values()
+                for i, conn in enumerate(conns)
+            )
+        )
+    finally:
+        for writer in [w for conns in owned.values() for _, w in conns] + extra:
+            writer.close()
 
 
 def _prime(
     server: Server, variant: Variant, users: list[BenchUser], section: Section, rng: random.Random
 ) -> str:
-    """Every user once, checked, and again until a pass sends no query: each worker has its
-    own caches and a pass reaches a user's worker by chance (a warm-up alone left some cold)."""
-    result = CheckResult()
-    passes, limit = 0, 1 if server.workers == 1 else 6 * server.workers
-    while passes < limit:
-        before = _requests_that_queried(server)
-        one = check(
-            server.port,
-            variant.path,
-            users,
-            samples=0,
-            connections=section.check_connections,
-            rng=rng,
-            everyone=True,
-        )
-        result.add(one)
-        passes += 1
-        if passes >= server.workers and _requests_that_queried(server) == before:
-            break
-    return (
-        f"{result.wrong} wrong of {result.sampled} ({result.failed} failed), "
-        f"{passes} pass{'es' if passes > 1 else ''}"
+    """Warm every worker's caches with every user (each worker has its own; a warm-up
+    reaches a user's worker only by chance), then every user once, checked."""
+    if server.workers > 1:
+        asyncio.run(_warm_every_worker(server.port, variant.path, users, server.workers))
+    full = check(
+        server.port,
+        variant.path,
+        users,
+        samples=0,
+        connections=section.check_connections,
+        rng=rng,
+        everyone=True,
     )
+    return f"{full.wrong} wrong of {full.sampled} ({full.failed} failed)"
 
 
 def _round(
