@@ -329,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                     workers=args.workers,
                     rounds=args.workers_rounds,
                     seconds=args.workers_seconds,
-                    warmup=args.warmup,
+                    # Every worker's caches are filled user by user before round 1: the
+                    # load warm-up only starts the servers' pools and connections.
+                    warmup=min(args.warmup, 1),
                     check_samples=args.check_samples,
                     check_connections=args.check_connections,
                 ),
