@@ -337,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 cpus=every_cpu,
                 log_dir=results / "logs",
+                scratch=tmp,
                 rng=rng,
             )
             scaling_info["load generator"] = (

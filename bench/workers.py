@@ -22,12 +22,15 @@ import logging
 import os
 import random
 import resource
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from bench.environment import server_env
 from bench.load import LoadResult
@@ -100,6 +103,19 @@ def _histogram(
     return {k: n for k, n in sorted(total.items()) if n}
 
 
+def _own_sqlite(urls: dict[str, str], copy: Path) -> dict[str, str]:
+    """`urls` with the SQLite database copied for one server: a server's usage flushes
+    commit to its file and send every other process on it down the miss path once (see
+    app/keys/coherence.py), so the servers compared here do not share one."""
+    source = make_url(urls["sqlite"]).database or ""
+    copy.unlink(missing_ok=True)
+    with sqlite3.connect(source) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    dst.close()
+    src.close()
+    return {**urls, "sqlite": f"sqlite:///{copy}"}
+
+
 def scaled_variants(variants: list[Variant]) -> list[Variant]:
     """The selected variants the section runs: the floor plus the warm keyscope ones, or none
     when no warm keyscope variant was selected (the floor alone compares nothing)."""
@@ -116,6 +132,7 @@ def run(
     *,
     cpus: set[int],
     log_dir: Path,
+    scratch: Path,
     rng: random.Random,
 ) -> tuple[list[Scaling], dict[str, str]]:
     """The section's comparisons, and what it says about how it was run."""
@@ -131,7 +148,7 @@ def run(
                 servers[v.name, n] = start_server(
                     f"{v.name}-workers-{n}",
                     v.module,
-                    server_env(v.env(urls)),
+                    server_env(v.env(_own_sqlite(urls, scratch / f"{v.name}-{n}.db"))),
                     cpu=None,
                     log_dir=log_dir,
                     workers=n,
