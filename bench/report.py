@@ -23,10 +23,33 @@ class Round:
     cpu_seconds: float
     queries_per_request: dict[int, int]  # statements caused by one request -> requests
     check: CheckResult | None
+    # The multi-worker section's (bench/workers.py): where the machine's CPUs went.
+    wall_seconds: float = 0.0
+    loadgen_cpu_seconds: float = 0.0
+    machine_busy_seconds: float = 0.0  # every process on the machine, ours or not
+    served_by_worker: list[int] = field(default_factory=list)  # largest first
 
     @property
     def cpu_us_per_request(self) -> float:
         return self.cpu_seconds * 1e6 / self.served if self.served else float("nan")
+
+    @property
+    def server_cpus(self) -> float:
+        """CPUs the server's process tree kept busy on average during the period."""
+        return self.cpu_seconds / self.wall_seconds if self.wall_seconds else float("nan")
+
+    @property
+    def loadgen_cpus(self) -> float:
+        return self.loadgen_cpu_seconds / self.wall_seconds if self.wall_seconds else float("nan")
+
+    @property
+    def machine_cpus(self) -> float:
+        return self.machine_busy_seconds / self.wall_seconds if self.wall_seconds else float("nan")
+
+    @property
+    def other_cpus(self) -> float:
+        """Everything else the machine ran meanwhile: the harness, the database, other jobs."""
+        return self.machine_cpus - self.server_cpus - self.loadgen_cpus
 
 
 @dataclass
@@ -74,6 +97,67 @@ class Summary:
 
 
 @dataclass
+class Scaling:
+    """One design served by `uvicorn --workers 1` and by `--workers N`, rounds alternating
+    (bench/workers.py); ratios are N workers against 1, round by round."""
+
+    variant: str
+    label: str
+    workers: int
+    one: Summary
+    many: Summary
+
+    @property
+    def rps_ratio(self) -> float:
+        return self.many.rps / self.one.rps if self.one.rps else float("nan")
+
+    @property
+    def rps_ratios(self) -> list[float]:
+        return list(self._gains().values())
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.many.cpu_us / self.one.cpu_us if self.one.cpu_us else float("nan")
+
+    def _gains(self) -> dict[int, float]:
+        """N workers' req/s ÷ 1 worker's, by round number."""
+        ones = {r.number: r.load.rps for r in self.one.rounds}
+        return {
+            m.number: m.load.rps / ones[m.number] for m in self.many.rounds if ones.get(m.number)
+        }
+
+    def against(self, floor: "Scaling") -> tuple[float, list[float]]:
+        """This design's N-worker gain divided by the floor's (1.0: scales as FastAPI alone
+        does), overall and per round."""
+        theirs = floor._gains()
+        rounds = [g / theirs[n] for n, g in self._gains().items() if theirs.get(n)]
+        return self.rps_ratio / floor.rps_ratio, rounds
+
+
+def _median(values: list[float]) -> float:
+    values = [v for v in values if v == v]  # not NaN
+    return statistics.median(values) if values else float("nan")
+
+
+def _cpus(summary: Summary, what: str) -> str:
+    return f"{_median([getattr(r, what) for r in summary.rounds]):.2f}"
+
+
+def _split(summary: Summary) -> str:
+    """Requests per worker, largest share first, over all rounds: "52/48 %"."""
+    totals: list[int] = []
+    for r in summary.rounds:
+        for i, n in enumerate(r.served_by_worker):
+            if i == len(totals):
+                totals.append(0)
+            totals[i] += n
+    whole = sum(totals)
+    if len(totals) < 2 or not whole:
+        return "—"
+    return "/".join(f"{100 * n / whole:.0f}" for n in totals) + " %"
+
+
+@dataclass
 class Target:
     what: str
     measured: str
@@ -86,6 +170,11 @@ class Report:
     summaries: list[Summary]
     micro: list[dict[str, Any]]
     unavailable: dict[str, str] = field(default_factory=dict)
+    workers: list[Scaling] = field(default_factory=list)  # the multi-worker section
+    workers_info: dict[str, str] = field(default_factory=dict)
+
+    def scaling_floor(self) -> Scaling | None:
+        return next((s for s in self.workers if s.variant == "bare"), None)
 
     def by_name(self, name: str) -> Summary | None:
         return next((s for s in self.summaries if s.variant == name), None)
@@ -174,6 +263,29 @@ class Report:
                 not any(wrong.values()),
             )
         )
+        floor = self.scaling_floor()
+        for scaling in self.workers:
+            if floor is None or scaling is floor:
+                continue
+            relative, rounds = scaling.against(floor)
+            targets.append(
+                Target(
+                    f"{scaling.variant}: --workers {scaling.workers} ÷ --workers 1 req/s, "
+                    "against the floor's",
+                    f"{scaling.rps_ratio:.2f}x against the floor's {floor.rps_ratio:.2f}x: "
+                    f"{relative:.2f} ({_spread(rounds)})",
+                    None,
+                )
+            )
+        if self.workers:
+            checks = [s.check for w in self.workers for s in (w.one, w.many) if s.check is not None]
+            targets.append(
+                Target(
+                    f"0 wrong keys under --workers {self.workers[0].workers}",
+                    f"{sum(c.wrong for c in checks)} in {sum(c.sampled for c in checks)} sampled",
+                    not any(c.wrong for c in checks),
+                )
+            )
         build = next((m for m in self.micro if m["name"].startswith("GeminiClient(")), None)
         if build is not None:
             targets.append(
@@ -212,6 +324,7 @@ class Report:
             lines.append(f"| {name} | not run: {reason} | | | | | | | | |")
         lines += ["", "Variants:", ""]
         lines += [f"- `{s.variant}`: {s.label}" for s in self.summaries]
+        lines += self._workers_markdown()
         lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
         for t in self.targets():
             verdict = "n/a" if t.met is None else ("yes" if t.met else "**no**")
@@ -239,6 +352,51 @@ class Report:
                 f" {r.load.errors} |"
             )
         return "\n".join(lines) + "\n"
+
+    def _workers_markdown(self) -> list[str]:
+        if not self.workers:
+            return []
+        n = self.workers[0].workers
+        lines = [
+            "",
+            f"## `--workers {n}` against `--workers 1` (median of rounds; nothing pinned: "
+            "servers and load generator share the CPUs)",
+            "",
+        ]
+        lines += [f"- {k}: {v}" for k, v in self.workers_info.items()]
+        lines += [
+            "",
+            "| variant | workers | req/s | x 1 worker (rounds) | p50 ms | p99 ms | CPU µs/req "
+            "| server CPUs | load generator CPUs | other CPU use | requests per worker "
+            "| queries/req | errors | wrong keys / sampled |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for w in self.workers:
+            for count, s in ((1, w.one), (w.workers, w.many)):
+                gain = "1" if count == 1 else f"{w.rps_ratio:.2f} ({_spread(w.rps_ratios)})"
+                wrong = "—" if s.check is None else f"{s.check.wrong} / {s.check.sampled}"
+                lines.append(
+                    f"| {w.variant} | {count} | {s.rps:,.0f} | {gain} | {s.p50_ms:.2f} "
+                    f"| {s.p99_ms:.2f} | {s.cpu_us:.0f} | {_cpus(s, 'server_cpus')} "
+                    f"| {_cpus(s, 'loadgen_cpus')} | {_cpus(s, 'other_cpus')} | {_split(s)} "
+                    f"| {_per_request(s)} | {s.errors} | {wrong} |"
+                )
+        lines += [
+            "",
+            "| round | variant | workers | req/s | p99 ms | CPU µs/req | server CPUs "
+            "| load generator CPUs | other CPU use | served per worker |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for w in self.workers:
+            for count, s in ((1, w.one), (w.workers, w.many)):
+                for r in s.rounds:
+                    lines.append(
+                        f"| {r.number} | {w.variant} | {count} | {r.load.rps:,.0f} "
+                        f"| {r.load.p99_ms:.2f} | {r.cpu_us_per_request:.0f} "
+                        f"| {r.server_cpus:.2f} | {r.loadgen_cpus:.2f} | {r.other_cpus:.2f} "
+                        f"| {'/'.join(map(str, r.served_by_worker))} |"
+                    )
+        return lines
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -277,9 +435,53 @@ class Report:
                 }
                 for s in self.summaries
             ],
+            "workers": {
+                "info": self.workers_info,
+                "variants": [
+                    {
+                        "variant": w.variant,
+                        "workers": w.workers,
+                        "rps_ratio": w.rps_ratio,
+                        "rps_ratios": w.rps_ratios,
+                        "cpu_ratio": w.cpu_ratio,
+                        "one": _summary_json(w.one),
+                        "many": _summary_json(w.many),
+                    }
+                    for w in self.workers
+                ],
+            },
             "targets": [asdict(t) for t in self.targets()],
             "micro": self.micro,
         }
+
+
+def _summary_json(s: Summary) -> dict[str, Any]:
+    return {
+        "rps": s.rps,
+        "p50_ms": s.p50_ms,
+        "p99_ms": s.p99_ms,
+        "cpu_us_per_request": s.cpu_us,
+        "served": s.served,
+        "queries": s.queries,
+        "queries_per_request": s.histogram,
+        "errors": s.errors,
+        "check": None if s.check is None else {**asdict(s.check), "wrong": s.check.wrong},
+        "rounds": [
+            {
+                "round": r.number,
+                "load": {**asdict(r.load), "rps": r.load.rps},
+                "served": r.served,
+                "served_by_worker": r.served_by_worker,
+                "cpu_seconds": r.cpu_seconds,
+                "cpu_us_per_request": r.cpu_us_per_request,
+                "server_cpus": r.server_cpus,
+                "loadgen_cpus": r.loadgen_cpus,
+                "machine_cpus": r.machine_cpus,
+                "other_cpus": r.other_cpus,
+            }
+            for r in s.rounds
+        ],
+    }
 
 
 def _spread(values: list[float]) -> str:
@@ -346,12 +548,50 @@ def docs_block(report: Report, image: str) -> str:
         lines.append(f"| `{name}` | not run: {reason} | | | | | | | |")
     lines += ["", "Variants:", ""]
     lines += [f"- `{s.variant}`: {s.label}" for s in report.summaries]
+    lines += _workers_block(report)
     lines += ["", "| target | measured | met |", "|---|---|---|"]
     for t in report.targets():
         verdict = "n/a" if t.met is None else ("yes" if t.met else "**no**")
         lines.append(f"| {t.what} | {t.measured} | {verdict} |")
     lines += ["", DOCS_END]
     return "\n".join(lines)
+
+
+def _workers_block(report: Report) -> list[str]:
+    """The multi-worker section of the generated block (nothing when it did not run)."""
+    if not report.workers:
+        return []
+    info, n = report.workers_info, report.workers[0].workers
+    floor = report.scaling_floor()
+    lines = [
+        "",
+        f"`--workers {n}` against `--workers 1`, same run, after the rows above "
+        f"({info.get('rounds', '')}; {info.get('pinning', '')}; CPU summed over each server's "
+        "process tree, supervisor and workers):",
+        "",
+        "| variant | workers | req/s | ÷ 1 worker | rounds | gain ÷ floor's gain | rounds "
+        "| CPU µs/request | p99 ms | server CPUs | load generator CPUs | other CPU use "
+        "| requests per worker | queries/request | wrong keys / sampled |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for w in report.workers:
+        relative, rounds = (
+            w.against(floor) if floor is not None and w is not floor else (float("nan"), [])
+        )
+        for count, s in ((1, w.one), (w.workers, w.many)):
+            wrong = "—" if s.check is None else f"{s.check.wrong} / {s.check.sampled}"
+            many = count != 1
+            lines.append(
+                f"| `{w.variant}` | {count} | {s.rps:,.0f} "
+                f"| {f'{w.rps_ratio:.2f}' if many else '1'} "
+                f"| {_spread(w.rps_ratios) if many else ''} "
+                f"| {f'{relative:.2f}' if many and rounds else ''} "
+                f"| {_spread(rounds) if many and rounds else ''} "
+                f"| {s.cpu_us:.0f} | {s.p99_ms:.2f} | {_cpus(s, 'server_cpus')} "
+                f"| {_cpus(s, 'loadgen_cpus')} | {_cpus(s, 'other_cpus')} | {_split(s)} "
+                f"| {_per_request(s)} | {wrong} |"
+            )
+    return lines
 
 
 def replace_docs_block(text: str, block: str) -> str:

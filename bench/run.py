@@ -4,8 +4,9 @@ Order of a run: micro-benchmarks (in-process, nothing else running); throw-away 
 PostgreSQL databases migrated and seeded with 1,000 users; one single-worker uvicorn per
 variant, pinned to CPU 1 (load generator and harness on CPU 0); a warm-up per server; then
 rounds A B C ... A B C ..., each a timed load period (server CPU read from /proc before and
-after) followed by a concurrent wrong-key check; finally the table on stdout and in
-bench/results/latest.{md,json}.
+after) followed by a concurrent wrong-key check; then, unless `--no-workers`, the
+multi-worker section (bench/workers.py: `--workers 2` against `--workers 1`, unpinned);
+finally the tables on stdout and in bench/results/latest.{md,json}.
 """
 
 import argparse
@@ -24,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import micro
+from bench import workers as workers_section
 from bench.chart import svg
 from bench.databases import postgres_database, sqlite_database
 from bench.environment import server_env
 from bench.load import LoadResult
 from bench.load import wrk as wrk_load
-from bench.report import Report, Round, Summary, docs_block, replace_docs_block
+from bench.report import Report, Round, Scaling, Summary, docs_block, replace_docs_block
 from bench.seeding import make_users, seed_keyscope, seed_seed_design, write_users
 from bench.server import REPO, Server, pin_prefix, start_server
 from bench.variants import VARIANTS, Variant
@@ -51,6 +53,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--variants", help="comma list (default: all)")
     parser.add_argument("--no-micro", action="store_true")
+    parser.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="skip the multi-worker section (uvicorn --workers N against --workers 1 for "
+        f"the selected ones of {', '.join(workers_section.SCALED)})",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="N of the multi-worker section")
+    parser.add_argument("--workers-rounds", type=int, default=3)
+    parser.add_argument(
+        "--workers-seconds", type=int, default=3, help="load period per round, workers section"
+    )
+    parser.add_argument(
+        "--workers-recycle",
+        type=int,
+        default=workers_section.RECYCLE,
+        help="workers section: one request in N closes its connection, which the load "
+        "generator reopens, so connections spread over the workers (0: never)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where latest.md goes")
     parser.add_argument(
         "--docs",
@@ -115,6 +135,7 @@ def drive(
     args: argparse.Namespace,
     seconds: int,
     load_cpu: int | None,
+    close_every: int = 0,
 ) -> LoadResult:
     if generator == "wrk":
         return wrk_load.run(
@@ -124,6 +145,7 @@ def drive(
             connections=args.connections,
             seconds=seconds,
             cpu=load_cpu,
+            close_every=close_every,
         )
     command = [
         *pin_prefix(load_cpu),
@@ -137,6 +159,8 @@ def drive(
         str(args.connections),
         "--seconds",
         str(seconds),
+        "--close-every",
+        str(close_every),
     ]
     done = subprocess.run(
         command, capture_output=True, text=True, cwd=REPO, check=True, timeout=seconds + 60
@@ -168,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.loadgen == "wrk" or (args.loadgen == "auto" and wrk_load.available())
         else "python"
     )
+    every_cpu = os.sched_getaffinity(0)  # the multi-worker section runs on all of them
     server_cpu, load_cpu = pick_cpus()
     if load_cpu is not None:
         os.sched_setaffinity(0, {load_cpu})
@@ -283,6 +308,53 @@ def main(argv: list[str] | None = None) -> int:
                     "-" if result is None else f"{result.wrong}/{result.sampled}",
                 )
 
+        scaled = [] if args.no_workers else workers_section.scaled_variants(variants)
+        scalings: list[Scaling] = []
+        scaling_info: dict[str, str] = {}
+        if scaled and args.workers > 1:
+            stop_all(servers)  # idle, but the section has the machine to itself otherwise
+            servers.clear()
+
+            def unpinned(server: Server, variant: Variant, seconds: int) -> LoadResult:
+                return drive(
+                    server, variant, tokens, generator, args, seconds, None, args.workers_recycle
+                )
+
+            scalings, scaling_info = workers_section.run(
+                scaled,
+                urls,
+                users,
+                unpinned,
+                workers_section.Section(
+                    workers=args.workers,
+                    rounds=args.workers_rounds,
+                    seconds=args.workers_seconds,
+                    # Every worker's caches are filled user by user before round 1: the
+                    # load warm-up only starts the servers' pools and connections.
+                    warmup=min(args.warmup, 1),
+                    check_samples=args.check_samples,
+                    check_connections=args.check_connections,
+                ),
+                cpus=every_cpu,
+                log_dir=results / "logs",
+                scratch=tmp,
+                rng=rng,
+            )
+            scaling_info["load generator"] = (
+                f"{generator}, as above, on the same CPUs as the servers; "
+                + (
+                    f"one request in {args.workers_recycle} closes its connection "
+                    "(reopened at once)"
+                    if args.workers_recycle
+                    else "connections never reopened"
+                )
+                + (
+                    " (the Python client may cap the multi-worker rows)"
+                    if generator == "python"
+                    else ""
+                )
+            )
+
     info = machine(args, generator, (server_cpu, load_cpu))
     info["every user once, before round 1"] = "; ".join(f"{k}: {v}" for k, v in primed.items())
     report = Report(
@@ -290,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         summaries=[Summary.of(v.name, v.label, rounds[v.name]) for v in variants],
         micro=micro_results,
         unavailable=unavailable,
+        workers=scalings,
+        workers_info=scaling_info,
     )
     report.compute_ratios()
     text = report.markdown()

@@ -2,11 +2,13 @@
 
 The endpoint answers `{"user": <who the request authenticated as>, "fp": <fingerprint of the
 key its Gemini client holds>}`; the wrong-key check compares `fp` with that user's own key.
-`/bench/stats` reports how many bench requests ran, how many SQL statements the server sent,
-and a histogram of statements per bench request (counted in the request's own context, so
+`/bench/stats` reports which process answered (one of several under `--workers N`), how many
+bench requests it ran, how many SQL statements it sent, and a histogram of statements per
+bench request (counted in the request's own context, so
 requests in flight when a period starts or ends cannot blur "exactly one query").
 """
 
+import os
 from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -88,6 +90,7 @@ def stats_router(extra: Callable[[], dict[str, Any]] | None = None) -> APIRouter
     @router.get("/bench/stats")
     async def stats() -> dict[str, Any]:
         return {
+            "pid": os.getpid(),
             "requests": counters.requests,
             "queries": counters.queries,
             "queries_per_request": {str(k): v for k, v in counters.queries_per_request.items()},

@@ -41,6 +41,7 @@ class _Work:
     answers: list[tuple[int, int, bytes]] = field(default_factory=list)  # index, status, body
     keep_bodies: bool = False
     errors: int = 0
+    close_every: int = 0  # > 0: a connection closes after that many answers, and reconnects
     _next: int = 0
 
     @property
@@ -68,6 +69,7 @@ class _Connection(asyncio.Protocol):
         self._buffer = b""
         self._index: int | None = None
         self._sent = 0
+        self._answered = 0
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -108,6 +110,12 @@ class _Connection(asyncio.Protocol):
             work.errors += 1
         if work.keep_bodies:
             work.answers.append((self._index, status, body))
+        self._answered += 1
+        if work.close_every and self._answered % work.close_every == 0:
+            self._index = None
+            assert self._transport is not None
+            self._transport.close()  # _drive opens the next connection
+            return
         self._send_next()
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 - asyncio's signature
@@ -145,9 +153,11 @@ def _percentile(sorted_ns: list[int], pct: float) -> float:
     return sorted_ns[rank] / 1e6
 
 
-async def load(requests: list[bytes], port: int, *, connections: int, seconds: float) -> LoadResult:
+async def load(
+    requests: list[bytes], port: int, *, connections: int, seconds: float, close_every: int = 0
+) -> LoadResult:
     started = time.perf_counter()
-    work = _Work(requests, deadline=started + seconds)
+    work = _Work(requests, deadline=started + seconds, close_every=close_every)
     await asyncio.gather(*(_drive(port, work) for _ in range(connections)))
     elapsed = time.perf_counter() - started
     latencies = sorted(work.latencies_ns)
@@ -177,12 +187,21 @@ def main() -> None:
     parser.add_argument("tokens", type=Path)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--close-every", type=int, default=0, help="reconnect after that many answers (0: never)"
+    )
     args = parser.parse_args()
     tokens = args.tokens.read_text().split()
     requests = [build_request(args.port, args.path, t) for t in tokens]
     with asyncio.Runner(loop_factory=new_event_loop()) as runner:
         result = runner.run(
-            load(requests, args.port, connections=args.connections, seconds=args.seconds)
+            load(
+                requests,
+                args.port,
+                connections=args.connections,
+                seconds=args.seconds,
+                close_every=args.close_every,
+            )
         )
     print(json.dumps(result.__dict__))
 

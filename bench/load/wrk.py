@@ -16,8 +16,17 @@ def available() -> bool:
 
 
 def run(
-    port: int, path: str, tokens: Path, *, connections: int, seconds: int, cpu: int | None
+    port: int,
+    path: str,
+    tokens: Path,
+    *,
+    connections: int,
+    seconds: int,
+    cpu: int | None,
+    close_every: int = 0,
 ) -> LoadResult:
+    """`close_every` > 0: one request in that many asks the server to close its connection
+    (wrk opens a new one), as rotate.lua says."""
     command = [
         *pin_prefix(cpu),
         "wrk",
@@ -32,6 +41,7 @@ def run(
         "--",
         path,
         str(tokens),
+        str(close_every),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30)
     for line in done.stdout.splitlines():
