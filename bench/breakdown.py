@@ -47,6 +47,7 @@ from bench.databases import sqlite_database
 from bench.environment import server_env
 from bench.seeding import BenchUser, make_users, seed_keyscope
 from bench.variants import VARIANTS
+from keyscope.app.testing import running
 
 Message = MutableMapping[str, Any]
 LADDER = ("none", "depends", "principal", "user_keys", "decrypt", "config", "client", "bench")
@@ -233,11 +234,20 @@ def main() -> None:
         keyscope_app = importlib.import_module("bench.apps.keyscope").app
         bare_app = importlib.import_module("bench.apps.bare").app
         add_ladder_routes(keyscope_app)
+        asyncio.run(_measure_started(keyscope_app, bare_app, users, args))
+
+
+async def _measure_started(
+    keyscope_app: Any, bare_app: Any, users: list[BenchUser], args: Any
+) -> None:
+    # Started as a server starts it (the lifespan: usage flusher, coherence), which keyscope
+    # requires before it serves.
+    async with running(keyscope_app) as started:
         apps: dict[str, tuple[Any, str]] = {"bare": (bare_app, "/bench/config")}
         for step in LADDER + ALTERNATIVES:
-            apps[step] = (keyscope_app, PATHS.get(step, f"/breakdown/{step}"))
+            apps[step] = (started, PATHS.get(step, f"/breakdown/{step}"))
         apps["bare-gemini"] = (bare_app, "/bench/gemini")
-        asyncio.run(measure(apps, users, args))
+        await measure(apps, users, args)
 
 
 if __name__ == "__main__":
