@@ -92,6 +92,9 @@ _BUMP = text(
 )
 
 
+TRUST_WAIT_SECONDS = 0.005
+
+
 class SqliteRevisions:
     """Peers on one SQLite file: `PRAGMA data_version` on the read path, revisions on a miss."""
 
@@ -120,8 +123,13 @@ class SqliteRevisions:
         self._applied_version = None
 
     def cache_trusted(self) -> bool:
-        # Never waits: a catch-up in progress sends this request down the miss path instead.
-        if not self._lock.acquire(blocking=False):
+        # The lock is held for one pragma (a catch-up that finds nothing new) or one small
+        # read of the revisions: waiting that long is cheaper than the miss path. Not waiting
+        # at all turned a burst of catch-ups (after any commit, under load) into a convoy:
+        # each request that found the lock taken went to a worker thread, whose catch-up
+        # took the lock in turn. The bound keeps a catch-up stuck on a busy file from
+        # holding up the event loop.
+        if not self._lock.acquire(timeout=TRUST_WAIT_SECONDS):
             return False
         try:
             if self._conn is None or self._applied_version is None:

@@ -1,6 +1,8 @@
 """Peers on one SQLite file: a write by one store is seen by the other's next read, while
 the other users it caches stay cached."""
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from sqlalchemy import event
 from keyscope.app.awaitables import awaited
 from keyscope.app.factories import build_coherence
 from keyscope.app.keys.cache import RecordCache
-from keyscope.app.keys.coherence import LocalOnly, SqliteRevisions
+from keyscope.app.keys.coherence import TRUST_WAIT_SECONDS, LocalOnly, SqliteRevisions
 from keyscope.app.keys.records import UserRecords
 from keyscope.app.keys.user_keys import UserKeys
 from keyscope.app.migrate import upgrade
@@ -84,6 +86,40 @@ async def test_after_a_peer_write_other_users_are_served_without_a_query(
     assert statements == []  # caught up (on its own connection), then served from the cache
     assert await _key_seen(reader, "written") == "exa-written-new-0123456789"
     assert len(statements) == 1
+    for container in (writer, reader):
+        container.key_store().coherence.stop()
+        container.engine().dispose()
+
+
+async def test_a_catch_up_in_progress_is_waited_for_briefly_not_routed_around(
+    tmp_path: Path,
+) -> None:
+    """The warm check waits for a catch-up that holds the connection for a moment (instead of
+    sending the request to the miss path, which under load snowballed into every request
+    taking a worker thread), and gives up within its bound when the hold is long."""
+    url = sqlite_url(tmp_path)
+    upgrade(url)
+    writer, reader = _container(url), _container(url)
+    await writer.key_store().put("u", ProviderName.EXA, "exa-u-0123456789")
+    assert await _key_seen(reader, "u") == "exa-u-0123456789"
+    coherence = reader.key_store().coherence
+    assert isinstance(coherence, SqliteRevisions)
+    assert coherence.cache_trusted()
+
+    def hold(seconds: float, held: threading.Event) -> None:
+        with coherence._lock:  # what a catch-up in a worker thread holds
+            held.set()
+            time.sleep(seconds)
+
+    for seconds, trusted in ((TRUST_WAIT_SECONDS / 20, True), (0.2, False)):
+        held = threading.Event()
+        holder = threading.Thread(target=hold, args=(seconds, held))
+        holder.start()
+        held.wait()
+        started = time.monotonic()
+        assert coherence.cache_trusted() is trusted
+        assert time.monotonic() - started < 0.1  # bounded: never the whole hold
+        holder.join()
     for container in (writer, reader):
         container.key_store().coherence.stop()
         container.engine().dispose()
