@@ -34,13 +34,16 @@ def _usage(engine: Engine) -> dict[tuple[str, str, str], int]:
     return {(r["user_id"], r["provider"], r["origin"]): r["requests"] for r in rows}
 
 
-def _legacy_app(settings: Settings, clean_engine: Engine) -> tuple[FastAPI, Container]:
+def _legacy_app(
+    settings: Settings, clean_engine: Engine, **extra: str
+) -> tuple[FastAPI, Container]:
     overlay_settings = settings.model_copy(
         update={
             "legacy_env": "overlay",
             "exa_api_key": SecretStr(PLATFORM_EXA),
             "platform_fallback": "exa",
             "usage_flush_interval": 3600.0,  # flushed by the test, so counts are exact
+            **extra,
         }
     )
     container = Container(settings=di.Object(overlay_settings), engine=di.Object(clean_engine))
@@ -101,3 +104,27 @@ async def test_overlay_reads_count_once_per_request_and_provider(
             ("alice", "exa", "platform"): 3,
             ("bo", "exa", "platform"): 1,
         }
+
+
+async def test_overlay_never_hands_out_a_platform_key_the_quota_rations(
+    settings: Settings, clean_engine: Engine, auth: Auth
+) -> None:
+    """Under KEYSCOPE_PLATFORM_QUOTA the overlay cannot take a unit (os.getenv cannot wait for
+    the database), so legacy code sees no platform key for that provider, however much quota
+    is left; a user's own key is read as usual, and nothing unserved is counted."""
+    app, container = _legacy_app(settings, clean_engine, platform_quota="exa:1000")
+    async with running(app) as started:
+        transport = httpx.ASGITransport(app=started)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answer = await client.get("/old/both", headers=auth("bo"))
+            assert answer.json() == {"gemini": False, "exa": False}
+            stored = await client.put(
+                "/v1/keys/exa?validate=false",
+                json={"api_key": PLATFORM_EXA},  # the same string, but the user's own row
+                headers=auth("bo"),
+            )
+            assert stored.status_code == 200, stored.text
+            answer = await client.get("/old/both", headers=auth("bo"))
+            assert answer.json() == {"gemini": False, "exa": True}
+        await asyncio.to_thread(container.usage().flush)
+        assert _usage(clean_engine) == {("bo", "exa", "user"): 1}

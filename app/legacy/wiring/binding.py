@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from keyscope.app.awaitables import awaited
 from keyscope.app.clients import key_origin
 from keyscope.app.errors import AppError, OutsideRequestScope
+from keyscope.app.keys.policy import KeyOrigin
 from keyscope.app.scope import current_scope_or_none
 from keyscope.providers import ProviderName
 
@@ -48,16 +49,24 @@ class ReadKeys:
     """The KeySource of an authenticated request: its UserKeys, noting each provider whose key
     was handed out (and the key's origin) so that the request counts as one use of it."""
 
-    __slots__ = ("__weakref__", "_get", "read", "user_id")
+    __slots__ = ("__weakref__", "_get", "_quota_bound", "read", "user_id")
 
-    def __init__(self, keys: "UserKeys") -> None:
+    def __init__(
+        self, keys: "UserKeys", quota_bound: frozenset[ProviderName] = frozenset()
+    ) -> None:
         self.user_id = keys.user_id
         self._get: Callable[[ProviderName], ResolvedKey | None] = keys.get
+        # Providers whose platform key is rationed by KEYSCOPE_PLATFORM_QUOTA: taking a unit
+        # is a database statement, which os.getenv cannot wait for, so legacy code gets no
+        # platform key for them (fail closed) rather than one the quota never counted.
+        self._quota_bound = quota_bound
         self.read: dict[ProviderName, ResolvedKey] = {}
 
     def secret_for(self, provider: ProviderName) -> str | None:
         resolved = self._get(provider)
         if resolved is None:
+            return None
+        if resolved.origin is KeyOrigin.PLATFORM and provider in self._quota_bound:
             return None
         self.read[provider] = resolved  # a dict store: the read path stays in memory
         return resolved.secret.reveal()
@@ -89,6 +98,13 @@ class LegacyEnvMiddleware:
     def __init__(self, app: ASGIApp, container: "Container") -> None:
         self.app = app
         self.container = container
+        self._quota_limited: frozenset[ProviderName] | None = None
+
+    def _quota_bound(self) -> frozenset[ProviderName]:
+        if self._quota_limited is None:  # read once: the quota's limits are settings
+            quota = self.container.platform_quota()
+            self._quota_limited = frozenset(p for p in ProviderName if quota.applies_to(p))
+        return self._quota_limited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = current_scope_or_none()
@@ -100,7 +116,7 @@ class LegacyEnvMiddleware:
                 # dependencies report the error if the route needs the keys.
                 pass
             else:
-                source = ReadKeys(keys)
+                source = ReadKeys(keys, self._quota_bound())
                 request.provide(_SOURCE_SLOT, source)
                 try:
                     await self.app(scope, receive, send)
