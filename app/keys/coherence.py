@@ -149,18 +149,12 @@ class SqliteRevisions:
                 except sqlite3.Error as exc:
                     if str(exc).startswith(("no such table", "no such column")):
                         raise SchemaNotMigrated from None
-                    if attempt == 2:
-                        self._reset_locked()
-                        raise DatabaseUnavailable from None
-                    if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
-                        # A writer held the file past the busy timeout: the connection is
-                        # fine and so is what it applied; starting over would empty the
-                        # cache and send every user to the database.
-                        continue
                     # A fresh connection heals a broken one (a file replaced or restored);
                     # starting over from empty is always correct.
                     log.warning("SQLite coherence connection reset: %s", type(exc).__name__)
                     self._reset_locked()
+                    if attempt == 2:
+                        raise DatabaseUnavailable from None
 
     def record_write(self, conn: Connection, user_ids: Collection[str]) -> None:
         for user_id in user_ids:
@@ -203,10 +197,6 @@ class SqliteRevisions:
     def _data_version(conn: sqlite3.Connection) -> int:
         row = conn.execute("PRAGMA data_version").fetchone()
         return int(row[0])
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return str(exc).startswith(("database is locked", "database is busy"))
 
 
 def is_private_sqlite(database_url: str) -> bool:

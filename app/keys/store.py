@@ -265,11 +265,13 @@ class KeyStore:
         cached = self.cached_records(user_id)
         if cached is not None:
             return cached
-        return self._load_and_fill(user_id, caught_up=True)
+        return self._query_and_fill(user_id)
 
-    def _load_and_fill(self, user_id: str, *, caught_up: bool = False) -> UserRecords:
-        if not caught_up:
-            self._coherence.catch_up()  # peers' writes first, so their users are evicted
+    def _load_and_fill(self, user_id: str) -> UserRecords:
+        self._coherence.catch_up()  # peers' writes first, so their users are evicted
+        return self._query_and_fill(user_id)
+
+    def _query_and_fill(self, user_id: str) -> UserRecords:
         generation = self._cache.generation(user_id)
         records = self._load(user_id)
         self._cache.fill(user_id, records, generation)

@@ -51,9 +51,7 @@ class ReadKeys:
 
     __slots__ = ("__weakref__", "_get", "_quota_bound", "read", "user_id")
 
-    def __init__(
-        self, keys: "UserKeys", quota_bound: frozenset[ProviderName] = frozenset()
-    ) -> None:
+    def __init__(self, keys: "UserKeys", quota_bound: frozenset[ProviderName]) -> None:
         self.user_id = keys.user_id
         self._get: Callable[[ProviderName], ResolvedKey | None] = keys.get
         # Providers whose platform key is rationed by KEYSCOPE_PLATFORM_QUOTA: taking a unit
@@ -98,13 +96,8 @@ class LegacyEnvMiddleware:
     def __init__(self, app: ASGIApp, container: "Container") -> None:
         self.app = app
         self.container = container
-        self._quota_limited: frozenset[ProviderName] | None = None
-
-    def _quota_bound(self) -> frozenset[ProviderName]:
-        if self._quota_limited is None:  # read once: the quota's limits are settings
-            quota = self.container.platform_quota()
-            self._quota_limited = frozenset(p for p in ProviderName if quota.applies_to(p))
-        return self._quota_limited
+        quota = container.platform_quota()  # its limits are settings: read once
+        self._quota_bound = frozenset(p for p in ProviderName if quota.applies_to(p))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = current_scope_or_none()
@@ -116,7 +109,7 @@ class LegacyEnvMiddleware:
                 # dependencies report the error if the route needs the keys.
                 pass
             else:
-                source = ReadKeys(keys, self._quota_bound())
+                source = ReadKeys(keys, self._quota_bound)
                 request.provide(_SOURCE_SLOT, source)
                 try:
                     await self.app(scope, receive, send)
